@@ -1,0 +1,195 @@
+"""`ldrt-hpc`: run stages as array jobs, watch them, rerun what failed, verify shards, generate the demo corpus."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+
+DEFAULT_CONFIG = "configs/demo.yaml"
+
+
+def _config(args):
+    from .config import load_pipeline
+
+    return load_pipeline(args.config)
+
+
+def _print_submission(result, shards_text) -> None:
+    from .launch import format_shards
+
+    if result.dry_run:
+        print(f"# job script ({result.cluster}); {len(result.shards)} shard(s) would be submitted")
+        print(result.script)
+    if result.skipped_active:
+        print(f"{result.stage}: shards {format_shards(result.skipped_active)} are pending or running: not submitted again")
+    if not result.shards:
+        print(f"{result.stage}: nothing to submit{' in ' + shards_text if shards_text else ''} (every shard is done or active)")
+        return
+    verb = "would submit" if result.dry_run else "submitted"
+    print(f"{result.stage}: {verb} shards {format_shards(result.shards)} ({len(result.shards)}) on '{result.cluster}'")
+    if result.job_ids:
+        arrays = sorted({job_id.rsplit('_', 1)[0] for job_id in result.job_ids})
+        print(f"{result.stage}: job ids {', '.join(arrays[:10])}{' ...' if len(arrays) > 10 else ''}")
+
+
+def cmd_run(args) -> int:
+    from .launch import format_status, stage_status, submit, wait
+
+    cfg = _config(args)
+    result = submit(cfg, args.stage, cluster=args.cluster, shards=args.shards, num_shards=args.num_shards,
+                    replan=args.replan, dry_run=args.dry_run)
+    _print_submission(result, args.shards)
+    if args.dry_run:
+        return 0
+    if args.wait and result.job_ids:
+        wait(cfg, args.stage)
+    rows = stage_status(cfg, args.stage)
+    print(format_status(args.stage, rows))
+    return 1 if any(r.state == "failed" for r in rows) and (args.wait or _is_local(cfg, args)) else 0
+
+
+def _is_local(cfg, args) -> bool:
+    from .config import load_cluster
+
+    return load_cluster(args.cluster or cfg.cluster).scheduler == "local"
+
+
+def cmd_rerun(args) -> int:
+    from .launch import format_status, last_cluster, require_plan, stage_status, submit, wait
+
+    cfg = _config(args)
+    require_plan(cfg, args.stage)
+    cluster = args.cluster or last_cluster(cfg, args.stage) or cfg.cluster
+    result = submit(cfg, args.stage, cluster=cluster, shards=args.shards, dry_run=args.dry_run)
+    _print_submission(result, args.shards)
+    if args.dry_run:
+        return 0
+    if args.wait and result.job_ids:
+        wait(cfg, args.stage)
+    rows = stage_status(cfg, args.stage)
+    print(format_status(args.stage, rows))
+    return 1 if any(r.state == "failed" for r in rows) and (args.wait or _is_local(cfg, args)) else 0
+
+
+def cmd_status(args) -> int:
+    from .launch import format_status, require_plan, stage_status, status_json
+
+    cfg = _config(args)
+    require_plan(cfg, args.stage)
+    rows = stage_status(cfg, args.stage)
+    print(status_json(rows) if args.json else format_status(args.stage, rows))
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from .launch import cancel, format_shards
+
+    cfg = _config(args)
+    rows = cancel(cfg, args.stage)
+    print(f"{args.stage}: cancelled shards {format_shards(r.shard for r in rows) or '(none active)'}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .launch import require_plan
+    from .runner import stage_dir
+    from .shards import verify_shard
+
+    cfg = _config(args)
+    plan = require_plan(cfg, args.stage)
+    bad = 0
+    items = 0
+    for index in range(plan.num_shards):
+        result = verify_shard(stage_dir(cfg, args.stage), index)
+        if result.ok:
+            items += result.item_count or 0
+        else:
+            bad += 1
+            print(f"{args.stage} shard {index}: BAD: {'; '.join(result.problems)}")
+    print(f"{args.stage}: {plan.num_shards - bad}/{plan.num_shards} shards verified, {items} items")
+    return 1 if bad else 0
+
+
+def cmd_task(args) -> int:
+    """Run one shard in this process (what static jobs/ scripts call with the array index)."""
+    from .runner import run_shard
+
+    marker = run_shard(args.config, args.stage, args.shard, job_id=args.job_id, force=args.force)
+    print(f"{args.stage} shard {args.shard}: {marker.get('item_count')} items")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .synth import synth_corpus
+
+    truth = synth_corpus(Path(args.out), args.papers, args.seed)
+    print(f"wrote {len(truth)} papers to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ldrt-hpc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ldrt-hpc {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stage_command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("stage", help="stage name, e.g. ingest")
+        p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
+        p.set_defaults(func=func)
+        return p
+
+    p = stage_command("run", cmd_run, "submit the stage's shards that are not done as array jobs")
+    p.add_argument("--cluster", help="cluster profile name (configs/clusters/NAME.yaml) or path; default: config's")
+    p.add_argument("--shards", help="only these shards, e.g. 0-9,17")
+    p.add_argument("--num-shards", type=int, help="shard count for a new plan (a pinned plan refuses a change)")
+    p.add_argument("--replan", action="store_true", help="move the pinned plan and its shards aside and re-plan")
+    p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
+    p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
+
+    p = stage_command("rerun", cmd_rerun, "resubmit only the failed and missing shards")
+    p.add_argument("--cluster", help="cluster profile (default: the one of the last submission)")
+    p.add_argument("--shards", help="only these shards, e.g. 3,5")
+    p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
+    p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
+
+    p = stage_command("status", cmd_status, "one row per shard: done / failed / running / pending / missing")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    stage_command("verify", cmd_verify, "check every shard: checksums, counts, marker")
+    stage_command("cancel", cmd_cancel, "cancel the stage's pending and running jobs")
+
+    p = stage_command("task", cmd_task, "run one shard here (for static job scripts: jobs/*.sbatch, jobs/*.pbs)")
+    p.add_argument("--shard", type=int, required=True, help="shard index")
+    p.add_argument("--job-id", help="scheduler job id, recorded in the marker")
+    p.add_argument("--force", action="store_true", help="run even if the shard is complete")
+
+    p = sub.add_parser("synth-corpus", help="write a generated LDRT-like PDF corpus (the demo input)")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--papers", type=int, default=8, help="number of papers")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same PDFs)")
+    p.set_defaults(func=cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .plan import PlanError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, PlanError, FileNotFoundError, KeyError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"ldrt-hpc: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Typed configuration: the pipeline config and the cluster profiles, loaded from YAML.
+
+Every field has a one-line doc (the attribute docstring). Unknown keys, wrong types and impossible values are
+errors that name the file and the key. Relative paths are resolved against the directory the command runs in,
+once, when the config is loaded; jobs receive a frozen copy with absolute paths (see `freeze`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLUSTERS_DIR = REPO_ROOT / "configs" / "clusters"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    """Base of every config object: unknown keys are errors, values are checked, objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, validate_default=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Cluster profiles
+
+
+class Resources(Strict):
+    """What one array task of a resource class asks the scheduler for."""
+
+    partition: str | None = None
+    """Slurm partition or PBS queue (None: the site default)."""
+    qos: str | None = None
+    """Slurm quality of service (ignored by PBS)."""
+    constraint: str | None = None
+    """Slurm node feature constraint, e.g. 'gpu&a100' (ignored by PBS)."""
+    nodes: int = Field(1, ge=1)
+    """Nodes per array task (>1 for multi-node training and 70B judges)."""
+    tasks_per_node: int = Field(1, ge=1)
+    """Processes per node, e.g. one per GPU for DeepSpeed."""
+    cpus_per_task: int = Field(1, ge=1)
+    """CPU cores per process."""
+    gpus_per_node: int = Field(0, ge=0)
+    """GPUs per node (0 for CPU work)."""
+    mem_gb: float | None = Field(None, gt=0)
+    """Memory per node in GB (None: the site default)."""
+    time_min: int = Field(60, ge=2)
+    """Wall-clock limit in minutes; at least 2 because the job is signalled 90 s before the limit."""
+    array_parallelism: int = Field(64, ge=1)
+    """How many array tasks may run at once."""
+    extra_directives: dict[str, str | int | bool] = Field(default_factory=dict)
+    """Raw scheduler options added as they are (e.g. {'reservation': 'x'} for Slurm, {'l place': 'scatter'})."""
+
+
+class ClusterProfile(Strict):
+    """A site: its scheduler, its accounting and environment set-up, and resources per class of work."""
+
+    scheduler: Literal["local", "slurm", "pbs"]
+    """Which executor submits the jobs: 'local' (processes on this machine), 'slurm' or 'pbs' (PBS Pro)."""
+    account: str | None = None
+    """Slurm --account or PBS -A project (PBS sites such as Polaris require it)."""
+    filesystems: str | None = None
+    """PBS '-l filesystems=' value, e.g. 'home:eagle' (required on ALCF machines; ignored by Slurm)."""
+    max_array_size: int = Field(1000, ge=2)
+    """Largest array the site accepts (Slurm MaxArraySize - 1, PBS max_array_size); bigger ones are split."""
+    modules_profile: str | None = None
+    """Shell file under env/modules/ sourced by every job script (module loads for the site)."""
+    conda_env: str | None = None
+    """Conda environment activated by every job script (None: use the submitting Python as it is)."""
+    exports: dict[str, str] = Field(default_factory=dict)
+    """Environment variables exported by every job script (never secrets: scripts land in the log folder)."""
+    setup: list[str] = Field(default_factory=list)
+    """Extra shell lines run by every job script after the module profile and conda activation."""
+    python: str | None = None
+    """Python command on the compute nodes (None: the interpreter that submits)."""
+    resources: dict[str, Resources]
+    """Resources per class of work: 'cpu' for PDF stages, 'gpu' for LLM stages, 'multinode_gpu' for training."""
+
+    @field_validator("resources")
+    @classmethod
+    def _has_cpu(cls, value: dict[str, Resources]) -> dict[str, Resources]:
+        if "cpu" not in value:
+            raise ValueError("a profile needs at least the 'cpu' resource class")
+        return value
+
+    @field_validator("modules_profile")
+    @classmethod
+    def _profile_exists(cls, value: str | None) -> str | None:
+        if value is not None and not (REPO_ROOT / "env" / "modules" / value).is_file():
+            raise ValueError(f"no such module profile: env/modules/{value}")
+        return value
+
+    def resources_for(self, resource_class: str, profile_name: str) -> Resources:
+        """The resources of one class; a clear error when this site does not define it."""
+        try:
+            return self.resources[resource_class]
+        except KeyError:
+            raise ConfigError(
+                f"cluster profile '{profile_name}' has no resources.{resource_class} "
+                f"(it defines: {', '.join(sorted(self.resources))})"
+            ) from None
+
+    def setup_lines(self) -> list[str]:
+        """Shell lines every job script runs before Python starts: modules, conda, exports, extra setup."""
+        lines: list[str] = []
+        if self.modules_profile:
+            lines.append(f"source {REPO_ROOT / 'env' / 'modules' / self.modules_profile}")
+        if self.conda_env:
+            lines.append(f"conda activate {self.conda_env}")
+        lines += [f"export {key}={value}" for key, value in sorted(self.exports.items())]
+        return lines + list(self.setup)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pipeline config: one section per stage
+
+
+class IngestConfig(Strict):
+    """The `ingest` stage: check every PDF and assign papers to shards."""
+
+    input_dir: Path | None = None
+    """Folder searched recursively for *.pdf files."""
+    manifest: Path | None = None
+    """Text file with one PDF path per line (instead of input_dir); relative lines are relative to the file."""
+    num_shards: int = Field(4, ge=1, le=1_000_000)
+    """How many shards the papers are spread over (pinned in the stage's plan after the first run)."""
+    max_pages: int = Field(2000, ge=1)
+    """PDFs with more pages are recorded with a problem (likely not a paper)."""
+    max_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    """PDFs larger than this are recorded with a problem and not opened."""
+    min_bytes: int = Field(64, ge=0)
+    """PDFs smaller than this are recorded with a problem (empty or truncated downloads)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "IngestConfig":
+        if (self.input_dir is None) == (self.manifest is None):
+            raise ValueError("set exactly one of input_dir and manifest")
+        return self
+
+
+class SynthConfig(Strict):
+    """The generated demo corpus (`ldrt-hpc synth-corpus`)."""
+
+    papers: int = Field(8, ge=1)
+    """Number of papers to generate."""
+    seed: int = 0
+    """Random seed; the same seed gives the same PDFs."""
+
+
+class StagesConfig(Strict):
+    """Per-stage settings."""
+
+    ingest: IngestConfig
+    """Settings of the `ingest` stage."""
+
+
+class PipelineConfig(Strict):
+    """Everything a pipeline run needs except the cluster (chosen with --cluster)."""
+
+    work_dir: Path
+    """Root of the work directory: WORK/<stage>/shard-NNNNN.h5, plans, markers, job logs."""
+    cluster: str = "local"
+    """Default cluster profile (a name under configs/clusters/ or a YAML path); --cluster overrides it."""
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    """The generated corpus used by `make demo`."""
+    stages: StagesConfig
+    """Per-stage settings."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "missing required key"
+        lines.append(f"{path}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML file; a clear error for a missing file, bad YAML or a non-mapping."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _resolve_paths(data: Any, base: Path) -> Any:
+    """Make every relative path in a validated config absolute (against `base`)."""
+    if isinstance(data, BaseModel):
+        updates = {name: _resolve_paths(getattr(data, name), base) for name in type(data).model_fields}
+        return data.model_copy(update=updates)
+    if isinstance(data, Path):
+        return data if data.is_absolute() else (base / data).resolve()
+    return data
+
+
+def load_pipeline(path: str | os.PathLike, base: Path | None = None) -> PipelineConfig:
+    """Load a pipeline config; relative paths resolve against `base` (default: the current directory)."""
+    path = Path(path)
+    data = read_yaml(path)
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
+    return _resolve_paths(config, Path(base) if base else Path.cwd())
+
+
+def cluster_profile_path(name_or_path: str) -> Path:
+    """A profile name ('localslurm') maps to configs/clusters/<name>.yaml; anything with a slash is a path."""
+    if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        return Path(name_or_path)
+    return CLUSTERS_DIR / f"{name_or_path}.yaml"
+
+
+def load_cluster(name_or_path: str) -> ClusterProfile:
+    """Load a cluster profile by name or path."""
+    path = cluster_profile_path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CLUSTERS_DIR.glob("*.yaml")))
+        raise ConfigError(f"{path}: no such cluster profile (known profiles: {known})")
+    data = read_yaml(path)
+    try:
+        return ClusterProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
+
+
+def to_plain(config: BaseModel) -> dict[str, Any]:
+    """The config as plain YAML/JSON-able data (paths as strings)."""
+    return config.model_dump(mode="json")
+
+
+def config_hash(config: BaseModel) -> str:
+    """A short, stable hash of a config's content, stored in every shard it produced."""
+    text = json.dumps(to_plain(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def freeze(config: PipelineConfig) -> Path:
+    """Write the resolved config once under WORK/_configs/<hash>.yaml and return its path.
+
+    Jobs receive this path (never the object): it is absolute, immutable and names the exact settings used.
+    """
+    digest = config_hash(config)
+    target = config.work_dir / "_configs" / f"{digest}.yaml"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(
+            f"# Frozen by ldrt-hpc (config hash {digest}); used by its jobs: ldrt-hpc task --config {target}\n"
+            + yaml.safe_dump(to_plain(config), sort_keys=False)
+        )
+        os.replace(tmp, target)
+    return target

@@ -1,0 +1,117 @@
+"""The pinned shard plan of a stage: which inputs go to which shard, and how many shards there are.
+
+A plan is written once, to WORK/<stage>/plan.json, before the first job of the stage is submitted. Every later
+run reads it back, so a shard's inputs never change under it. Running with a different shard count is refused
+unless `replan=True`; then the old plan, shards and markers are moved aside (never deleted) first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class PlanError(RuntimeError):
+    """A plan that cannot be used as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    stage: str
+    num_shards: int
+    upstream: str | None
+    """The stage whose shard i is the input of this stage's shard i (None for a stage that reads files)."""
+    assignments: tuple[tuple[str, ...], ...] | None
+    """For a stage that reads files: the inputs of each shard."""
+
+    def inputs(self, index: int) -> tuple[str, ...]:
+        if self.assignments is None:
+            return ()
+        return self.assignments[index]
+
+    def to_json(self) -> str:
+        payload = {
+            "stage": self.stage,
+            "num_shards": self.num_shards,
+            "upstream": self.upstream,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "assignments": None if self.assignments is None else [list(a) for a in self.assignments],
+        }
+        return json.dumps(payload, indent=None, separators=(",", ":")) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        data = json.loads(text)
+        assignments = data.get("assignments")
+        return cls(
+            stage=data["stage"],
+            num_shards=int(data["num_shards"]),
+            upstream=data.get("upstream"),
+            assignments=None if assignments is None else tuple(tuple(a) for a in assignments),
+        )
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha1(key.encode("utf-8")).digest()
+
+
+def assign(keys: list[str], num_shards: int) -> tuple[tuple[str, ...], ...]:
+    """Deal input keys to shards in the order of their hash: balanced (sizes differ by at most one) and
+    independent of input order, machine and Python's hash seed. Each shard's list is sorted."""
+    ordered = sorted(set(keys), key=lambda key: (_digest(key), key))
+    return tuple(tuple(sorted(ordered[index::num_shards])) for index in range(num_shards))
+
+
+def plan_path(stage_dir: Path) -> Path:
+    return Path(stage_dir) / "plan.json"
+
+
+def load_plan(stage_dir: Path) -> Plan | None:
+    path = plan_path(stage_dir)
+    if not path.is_file():
+        return None
+    try:
+        return Plan.from_json(path.read_text())
+    except (ValueError, KeyError) as exc:
+        raise PlanError(f"{path}: unreadable plan ({exc}); move it aside and re-plan with --replan") from None
+
+
+def _move_aside(stage_dir: Path) -> Path:
+    """Move plan, shards, markers and failure records into _replaced/<time>/ (nothing done is deleted)."""
+    target = stage_dir / "_replaced" / time.strftime("%Y%m%d-%H%M%S")
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in stage_dir.iterdir():
+        if entry.name in ("_replaced",):
+            continue
+        shutil.move(str(entry), str(target / entry.name))
+    return target
+
+
+def pin_plan(stage_dir: Path, wanted: Plan, replan: bool = False) -> Plan:
+    """Return the stage's pinned plan, writing `wanted` if there is none.
+
+    A pinned plan with another shard count is an error unless `replan`; with `replan` the old state moves aside.
+    """
+    stage_dir = Path(stage_dir)
+    pinned = load_plan(stage_dir)
+    if pinned is not None and not replan:
+        if pinned.num_shards != wanted.num_shards:
+            raise PlanError(
+                f"stage '{wanted.stage}' is pinned at {pinned.num_shards} shards ({plan_path(stage_dir)}), "
+                f"but {wanted.num_shards} were asked for. Changing the shard count re-shards every item: "
+                f"pass --replan to move the old plan and shards aside and start over, or keep {pinned.num_shards}."
+            )
+        return pinned
+    if pinned is not None and replan:
+        _move_aside(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    path = plan_path(stage_dir)
+    tmp = path.with_name(f"plan.json.tmp-{os.getpid()}")
+    tmp.write_text(wanted.to_json())
+    os.replace(tmp, path)
+    return wanted
