@@ -128,7 +128,22 @@ def _slurm_states(job_ids: list[str]) -> dict[str, str]:
     for job_id in job_ids:
         watcher.register_job(job_id)
     watcher.update()
-    return {job_id: watcher.get_state(job_id, mode="cache").split(" ")[0] for job_id in job_ids}
+    states = {job_id: watcher.get_state(job_id, mode="cache").split(" ")[0] for job_id in job_ids}
+    # An array task cancelled while pending never gets an accounting record, and slurmctld drops it at once:
+    # when sacct lists other tasks of the same array but not this one, it is gone, not "not yet listed".
+    # Right after submission or cancellation sacct may list the whole array under its bare id ('68'): that
+    # record then holds the state of every task.
+    info = watcher._info_dict
+    listed_arrays = {key.split("_")[0] for key in info if "_" in key}
+    for job_id, state in states.items():
+        base = job_id.split("_")[0]
+        if state != "UNKNOWN" or base == job_id:
+            continue
+        if base in listed_arrays:
+            states[job_id] = "VANISHED"
+        elif base in info and info[base].get("State"):
+            states[job_id] = info[base]["State"].split(" ")[0]
+    return states
 
 
 def _pbs_states(job_ids: list[str]) -> dict[str, str]:
@@ -221,8 +236,10 @@ def stage_status(cfg: PipelineConfig, stage: str, plan: Plan | None = None) -> l
             row.state = "failed"
             if native == "COMPLETED":
                 row.error = f"job {row.job_id} finished without a completion marker"
+            elif native == "VANISHED":
+                row.error = f"job {row.job_id} vanished from the scheduler (cancelled while pending?)"
             elif native == "UNKNOWN":
-                row.error = f"job {row.job_id} is gone and left no completion marker"
+                row.error = f"job {row.job_id} is unknown to the scheduler and left no completion marker"
             else:
                 row.error = f"job {row.job_id} ended {native}"
             detail = last_error_line(Path(row.log)) if row.log else None
@@ -381,6 +398,21 @@ def wait(cfg: PipelineConfig, stage: str, poll_s: float = 2.0, timeout_s: float 
         time.sleep(poll_s)
 
 
+def _whole_arrays(job_ids: list[str], records: dict[int, dict]) -> list[str]:
+    """Replace the tasks of an array by the array id when every task of it is being cancelled: Slurm then
+    records the array as CANCELLED, whereas a pending task cancelled alone leaves no accounting record."""
+    tasks_of: dict[str, set[str]] = {}
+    for record in records.values():
+        tasks_of.setdefault(record["job_id"].split("_")[0], set()).add(record["job_id"])
+    chosen = set(job_ids)
+    result = []
+    for base, tasks in tasks_of.items():
+        if tasks and tasks <= chosen:
+            result.append(base)
+            chosen -= tasks
+    return result + sorted(chosen)
+
+
 def cancel(cfg: PipelineConfig, stage: str) -> list[ShardStatus]:
     """Cancel every pending or running shard of the stage; returns the rows that were cancelled."""
     rows = [r for r in stage_status(cfg, stage) if r.state in ACTIVE]
@@ -389,7 +421,7 @@ def cancel(cfg: PipelineConfig, stage: str) -> list[ShardStatus]:
         by_scheduler.setdefault(row.scheduler or "local", []).append(row.job_id)
     for scheduler, job_ids in by_scheduler.items():
         if scheduler == "slurm":
-            subprocess.run(["scancel", *job_ids], check=False)
+            subprocess.run(["scancel", *_whole_arrays(job_ids, latest_records(cfg, stage))], check=False)
         elif scheduler == "pbs":
             from .pbs import native_id
 

@@ -50,11 +50,8 @@ def submitit_id(pbs_id: str) -> str:
 
 
 def _array_parent(job_id: str) -> str:
-    """The native id to ask qstat about for a submitit-style id (the array parent for a subjob)."""
-    if "_" in job_id:
-        array_id = job_id.rsplit("_", 1)[0]
-        return array_id if "[]" in array_id else array_id
-    return job_id
+    """The id to ask qstat about for a submitit-style id: the array parent of a subjob ('123[].s_4' -> '123[].s')."""
+    return job_id.rsplit("_", 1)[0] if "_" in job_id else job_id
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -71,7 +68,8 @@ def state_from_pbs(job_state: str, exit_status: tp.Any) -> str:
         return _ACTIVE[job_state]
     if job_state in ("F", "X", "C"):
         if exit_status is None or exit_status == "":
-            return "COMPLETED" if job_state != "C" else "COMPLETED"
+            # PBS Pro: finished without an exit status = deleted before it ran; Torque/Slurm wrapper 'C': unknown
+            return "CANCELLED" if job_state in ("F", "X") else "COMPLETED"
         code = int(exit_status)
         if code == 0:
             return "COMPLETED"

@@ -94,6 +94,9 @@ def check_pdf(path: str, cfg: IngestConfig) -> dict[str, Any]:
         problems.append(f"not a PDF: no %PDF- header (starts with '{head}')")
         record["problems"] = "; ".join(problems)
         return record
+    if b"%%EOF" not in data[-4096:]:
+        # MuPDF repairs such files and shows the pages it still finds: a cut-off download must be fetched again
+        problems.append("truncated: no %%EOF marker at the end of the file")
     try:
         with pymupdf.open(stream=data, filetype="pdf") as doc:
             if doc.needs_pass or doc.is_encrypted:

@@ -1,0 +1,82 @@
+"""Shared fixtures: generated PDFs, per-test pipeline configs, the local Slurm cluster, ../shared."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent (real papers and recorded responses live there)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def synth_pdfs(tmp_path_factory) -> Path:
+    """12 generated papers (the demo corpus), made once per session."""
+    from ldrt_hpc.synth import synth_corpus
+
+    folder = tmp_path_factory.mktemp("synth") / "pdfs"
+    synth_corpus(folder, papers=12, seed=7)
+    return folder
+
+
+def write_config(folder: Path, input_dir: Path, num_shards: int = 4, cluster: str = "local", **ingest) -> Path:
+    """A pipeline config for one test: its own work dir under `folder`."""
+    data = {
+        "work_dir": str(folder / "work"),
+        "cluster": cluster,
+        "stages": {"ingest": {"input_dir": str(input_dir), "num_shards": num_shards, **ingest}},
+    }
+    path = folder / "pipeline.yaml"
+    path.write_text("# ldrt-hpc run ingest --config pipeline.yaml (test)\n" + yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    def make(input_dir: Path, num_shards: int = 4, cluster: str = "local", **ingest):
+        from ldrt_hpc.config import load_pipeline
+
+        path = write_config(tmp_path, input_dir, num_shards, cluster, **ingest)
+        return path, load_pipeline(path)
+
+    return make
+
+
+def _slurm_up() -> bool:
+    if shutil.which("sinfo") is None or shutil.which("sacct") is None:
+        return False
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20).stdout
+        subprocess.run(["sacct", "-n", "-X", "-S", "now"], capture_output=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(state in out for state in ("idle", "mixed", "allocated"))
+
+
+@pytest.fixture(scope="session")
+def slurm_available() -> bool:
+    return _slurm_up()
+
+
+@pytest.fixture
+def slurm(slurm_available, request):
+    """Skip without the local Slurm cluster; on teardown cancel every job the test's stages left active."""
+    if not slurm_available:
+        pytest.skip("local Slurm cluster not running (env/slurm-local/start.sh)")
+    cleanups: list = []
+    yield cleanups
+    from ldrt_hpc.launch import cancel
+
+    for cfg, stage in cleanups:
+        cancel(cfg, stage)

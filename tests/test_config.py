@@ -1,0 +1,113 @@
+"""Config loading: every shipped YAML loads; errors name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ldrt_hpc.config import (
+    ClusterProfile,
+    ConfigError,
+    PipelineConfig,
+    config_hash,
+    freeze,
+    load_cluster,
+    load_pipeline,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+ALL_YAML = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def test_configs_exist():
+    assert (REPO / "configs" / "demo.yaml") in ALL_YAML
+    names = {p.stem for p in (REPO / "configs" / "clusters").glob("*.yaml")}
+    assert {"local", "localslurm", "generic-slurm", "polaris"} <= names
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_config_loads(path):
+    assert path.read_text().startswith("# ldrt-hpc "), f"{path} must start with the command that uses it"
+    if path.parent.name == "clusters":
+        assert isinstance(load_cluster(str(path)), ClusterProfile)
+    else:
+        assert isinstance(load_pipeline(path), PipelineConfig)
+
+
+def test_every_field_has_a_doc():
+    from ldrt_hpc import config
+
+    for model in (config.Resources, config.ClusterProfile, config.IngestConfig, config.PipelineConfig,
+                  config.StagesConfig, config.SynthConfig):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no one-line doc"
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = _write(tmp_path, "work_dir: w\nstages:\n  ingest:\n    input_dir: x\n    num_shard: 3\n")
+    with pytest.raises(ConfigError) as error:
+        load_pipeline(path)
+    assert str(path) in str(error.value)
+    assert "stages.ingest.num_shard: unknown key" in str(error.value)
+
+
+def test_wrong_type_and_impossible_value(tmp_path):
+    path = _write(tmp_path, "work_dir: w\nstages:\n  ingest:\n    input_dir: x\n    num_shards: many\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: stages.ingest.num_shards: .*integer"):
+        load_pipeline(path)
+    path = _write(tmp_path, "work_dir: w\nstages:\n  ingest:\n    input_dir: x\n    num_shards: 0\n")
+    with pytest.raises(ConfigError, match=r"stages.ingest.num_shards: .*greater than or equal to 1"):
+        load_pipeline(path)
+
+
+def test_missing_key_and_exclusive_sources(tmp_path):
+    with pytest.raises(ConfigError, match=r"bad.yaml: work_dir: missing required key"):
+        load_pipeline(_write(tmp_path, "stages:\n  ingest:\n    input_dir: x\n"))
+    with pytest.raises(ConfigError, match="exactly one of input_dir and manifest"):
+        load_pipeline(_write(tmp_path, "work_dir: w\nstages:\n  ingest:\n    input_dir: x\n    manifest: m\n"))
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_pipeline(_write(tmp_path, "work_dir: [unclosed\n"))
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_pipeline(_write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_pipeline(tmp_path / "nope.yaml")
+
+
+def test_cluster_profile_errors(tmp_path):
+    path = _write(tmp_path, "scheduler: sge\nresources:\n  cpu: {}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: scheduler: Input should be 'local', 'slurm' or 'pbs'"):
+        load_cluster(str(path))
+    path = _write(tmp_path, "scheduler: slurm\nresources:\n  cpu:\n    time_min: 1\n")
+    with pytest.raises(ConfigError, match=r"resources.cpu.time_min: .*greater than or equal to 2"):
+        load_cluster(str(path))
+    path = _write(tmp_path, "scheduler: slurm\nresources:\n  gpu: {}\n")
+    with pytest.raises(ConfigError, match="at least the 'cpu' resource class"):
+        load_cluster(str(path))
+    path = _write(tmp_path, "scheduler: slurm\nmodules_profile: nowhere.sh\nresources:\n  cpu: {}\n")
+    with pytest.raises(ConfigError, match="no such module profile: env/modules/nowhere.sh"):
+        load_cluster(str(path))
+    with pytest.raises(ConfigError, match="no such cluster profile .*known profiles: .*localslurm"):
+        load_cluster("marsnet")
+    profile = load_cluster("local")
+    with pytest.raises(ConfigError, match="cluster profile 'local' has no resources.multinode_gpu"):
+        profile.resources_for("multinode_gpu", "local")
+
+
+def test_relative_paths_resolve_and_freeze(tmp_path):
+    path = _write(tmp_path, "work_dir: w\nstages:\n  ingest:\n    input_dir: pdfs\n")
+    cfg = load_pipeline(path, base=tmp_path)
+    assert cfg.work_dir == tmp_path / "w" and cfg.stages.ingest.input_dir == tmp_path / "pdfs"
+    frozen = freeze(cfg)
+    assert frozen.parent == tmp_path / "w" / "_configs"
+    again = load_pipeline(frozen, base=Path("/somewhere/else"))
+    assert again == cfg and config_hash(again) == config_hash(cfg)
