@@ -114,6 +114,25 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_plan(args) -> int:
+    """Pin the plan and freeze the config without submitting (for static job scripts in jobs/)."""
+    from .config import freeze
+    from .launch.launcher import wanted_plan
+    from .plan import load_plan, pin_plan
+    from .runner import stage_dir
+
+    cfg = _config(args)
+    directory = stage_dir(cfg, args.stage)
+    pinned = load_plan(directory)
+    if pinned is None or args.replan or (args.num_shards not in (None, pinned.num_shards)):
+        pinned = pin_plan(directory, wanted_plan(cfg, args.stage, args.num_shards), replan=args.replan)
+    frozen = freeze(cfg)
+    print(f"{args.stage}: {pinned.num_shards} shards pinned in {directory / 'plan.json'}")
+    print(f"frozen config: {frozen}")
+    print(f"static array: sbatch --array=0-{pinned.num_shards - 1} jobs/stage_array.sbatch {args.stage} {frozen}")
+    return 0
+
+
 def cmd_task(args) -> int:
     """Run one shard in this process (what static jobs/ scripts call with the array index)."""
     from .runner import run_shard
@@ -163,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage_command("verify", cmd_verify, "check every shard: checksums, counts, marker")
     stage_command("cancel", cmd_cancel, "cancel the stage's pending and running jobs")
+
+    p = stage_command("plan", cmd_plan, "pin the stage's shard plan and freeze the config; submit nothing")
+    p.add_argument("--num-shards", type=int, help="shard count for a new plan")
+    p.add_argument("--replan", action="store_true", help="move the pinned plan and its shards aside and re-plan")
 
     p = stage_command("task", cmd_task, "run one shard here (for static job scripts: jobs/*.sbatch, jobs/*.pbs)")
     p.add_argument("--shard", type=int, required=True, help="shard index")

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Bring up a single-node Slurm (slurmctld + slurmd + slurmdbd on MariaDB) for ldrt-hpc's tests and demo.
-# Usage: env/slurm-local/start.sh [--install]   (root; --install apt-installs the Debian packages first)
-# Idempotent: a running cluster is left as it is. State lives in $LDRT_SLURM_STATE (default /var/tmp/ldrt-slurm).
+# Usage: env/slurm-local/start.sh [--install] [--fresh]
+#   --install  apt-install the Debian packages first (root)
+#   --fresh    wipe slurmctld state AND the accounting DB before starting (together or not at all: with one
+#              kept and the other wiped, job ids restart and sacct mixes old jobs with new ones)
+# Idempotent: a running cluster is left as it is; a stopped one resumes with its job ids and accounting.
+# State lives in $LDRT_SLURM_STATE (default /var/tmp/ldrt-slurm).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 state="${LDRT_SLURM_STATE:-/var/tmp/ldrt-slurm}"
 packages=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server slurm-wlm-torque)
 
-if [[ "${1:-}" == "--install" ]]; then
+install=0; fresh=0
+for arg in "$@"; do
+  case "$arg" in
+    --install) install=1 ;;
+    --fresh) fresh=1 ;;
+    *) echo "start.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+if [[ $install == 1 ]]; then
   if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null || ! command -v mariadbd >/dev/null \
      || ! command -v qsub >/dev/null; then
     [[ $(id -u) == 0 ]] || { echo "start.sh --install: needs root for apt-get" >&2; exit 1; }
@@ -24,6 +36,10 @@ if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
   echo "slurm-local: already running"; exit 0
 fi
 
+if [[ $fresh == 1 ]]; then "$here/stop.sh" --wipe >/dev/null; fi
+first_start=0
+[[ -d "$state/mysql/mysql" && -f "$state/ctld/node_state" ]] || first_start=1
+if [[ $first_start == 1 ]]; then rm -rf "$state"; fi  # never one of ctld state and DB without the other
 mkdir -p "$state"/{ctld,d,log,run,mysql}
 host="$(hostname -s)"
 cpus="$(nproc)"
@@ -53,7 +69,7 @@ fi
 if ! pgrep -x mariadbd >/dev/null; then
   mkdir -p /run/mysqld
   (mariadbd --user=root --datadir="$state/mysql" --skip-networking --socket=/run/mysqld/mysqld.sock \
-     --pid-file="$state/run/mariadb.pid" --log-error="$state/log/mariadb.log" &) 
+     --pid-file="$state/run/mariadb.pid" --log-error="$state/log/mariadb.log" 2>>"$state/log/mariadb.log" &)
   for _ in $(seq 60); do mariadb -e 'select 1' >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 mariadb -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;" 
@@ -64,8 +80,10 @@ if ! sacctmgr -n -P show cluster format=cluster | grep -qx ldrt; then
   sacctmgr -i add cluster ldrt >/dev/null
 fi
 
-# slurmctld -i ignores stale state; the accounting DB is kept (wipe both together: stop.sh --wipe).
-pgrep -x slurmctld >/dev/null || slurmctld -i
+# A new cluster starts with -i (no state to recover); a stopped one recovers its state, job ids included.
+if ! pgrep -x slurmctld >/dev/null; then
+  if [[ $first_start == 1 ]]; then slurmctld -i; else slurmctld; fi
+fi
 pgrep -x slurmd >/dev/null || slurmd
 for _ in $(seq 60); do
   if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then

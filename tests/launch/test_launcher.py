@@ -195,3 +195,22 @@ def test_shard_lists():
         parse_shards("5", 5)
     with pytest.raises(ValueError, match="not an index or a range"):
         parse_shards("a-b", 5)
+
+
+@pytest.mark.slurm
+def test_static_sbatch_script(slurm, synth_pdfs, make_config):
+    """jobs/stage_array.sbatch: plan with the CLI, submit the static script with sbatch, shards complete."""
+    from tests.conftest import REPO
+
+    config_path, cfg = make_config(synth_pdfs, num_shards=2, cluster="localslurm")
+    planned = cli("plan", "ingest", "--config", str(config_path)).stdout
+    frozen = next(line.split(": ", 1)[1] for line in planned.splitlines() if line.startswith("frozen config: "))
+    job = subprocess.run(["sbatch", "--parsable", "--array=0-1", "--chdir", str(REPO), "--output", "/dev/null",
+                          str(REPO / "jobs" / "stage_array.sbatch"), "ingest", frozen],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(r.state == "done" for r in stage_status(cfg, "ingest")):
+        time.sleep(1)
+    rows = stage_status(cfg, "ingest")
+    assert [r.state for r in rows] == ["done", "done"]
+    assert {r.job_id for r in rows} == {f"{job}_0", f"{job}_1"}

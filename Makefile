@@ -1,0 +1,40 @@
+# ldrt-hpc: the two commands are `make demo` and `make test` (each sets up what it needs).
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+CLUSTER ?= local
+DEMO_CONFIG ?= configs/demo.yaml
+STAMP := .make
+export OMP_NUM_THREADS ?= 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup slurm slurm-stop test demo bench clean
+
+setup: $(STAMP)/setup
+$(STAMP)/setup: setup.cfg pyproject.toml
+	@# torch first: the CPU build on this machine's disk; a later `.[gpu]` install then pulls no CUDA wheels
+	$(PIP) install -q torch==2.13.0 || echo "make: torch==2.13.0 not installable here (only needed by GPU stages)"
+	$(PIP) install -q -e '.[dev]'
+	@mkdir -p $(STAMP) && touch $@
+
+# The single-node Slurm (+ slurmdbd, + qsub/qstat/qdel wrappers) of env/slurm-local; needs root and apt.
+slurm:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  env/slurm-local/start.sh --install || echo "make: local Slurm did not start: Slurm tests will be skipped"; \
+	else echo "make: not root or no apt-get: local Slurm not started, Slurm tests will be skipped"; fi
+
+slurm-stop:
+	env/slurm-local/stop.sh
+
+test: setup slurm
+	$(PYTHON) -m pytest -q
+
+demo: setup
+	$(PYTHON) -m ldrt_hpc.cli synth-corpus work/demo/pdfs --papers 12 --seed 0
+	$(PYTHON) -m ldrt_hpc.cli run ingest --config $(DEMO_CONFIG) --cluster $(CLUSTER) --wait
+	$(PYTHON) -m ldrt_hpc.cli verify ingest --config $(DEMO_CONFIG)
+
+bench: setup slurm
+	$(PYTHON) benchmarks/launcher_overhead.py
+
+clean:
+	rm -rf work $(STAMP) .pytest_cache
