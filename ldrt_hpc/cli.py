@@ -27,7 +27,8 @@ def _print_submission(result, shards_text) -> None:
     if result.skipped_active:
         print(f"{result.stage}: shards {format_shards(result.skipped_active)} are pending or running: not submitted again")
     if not result.shards:
-        print(f"{result.stage}: nothing to submit{' in ' + shards_text if shards_text else ''} (every shard is done or active)")
+        where = f" in {shards_text}" if shards_text else ""
+        print(f"{result.stage}: nothing to submit{where} (every shard is done or active)")
         return
     verb = "would submit" if result.dry_run else "submitted"
     print(f"{result.stage}: {verb} shards {format_shards(result.shards)} ({len(result.shards)}) on '{result.cluster}'")

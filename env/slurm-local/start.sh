@@ -42,7 +42,7 @@ first_start=0
 if [[ $first_start == 1 ]]; then rm -rf "$state"; fi  # never one of ctld state and DB without the other
 mkdir -p "$state"/{ctld,d,log,run,mysql}
 host="$(hostname -s)"
-cpus="$(nproc)"
+cpus="$(getconf _NPROCESSORS_ONLN)"  # not nproc: it obeys OMP_NUM_THREADS
 # Real memory in MB, minus a margin so that slurmd's own check never drains the node.
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
 

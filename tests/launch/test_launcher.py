@@ -3,13 +3,11 @@ shows exactly that shard with its log, rerun completes only it, and the result e
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ldrt_hpc.launch import format_status, parse_shards, format_shards, stage_status, submit, wait
@@ -82,7 +80,7 @@ def test_fail_one_shard_then_rerun_it_alone(cluster, tmp_path, synth_pdfs, make_
 
     # status from a fresh process (state comes from disk and the scheduler, not from memory)
     shown = cli("status", "ingest", "--config", str(config_path)).stdout
-    line = next(l for l in shown.splitlines() if l.split()[:2] == ["2", "failed"])
+    line = next(row for row in shown.splitlines() if row.split()[:2] == ["2", "failed"])
     assert failed.job_id in line and failed.log in line and "IsADirectoryError" in line
     assert "5 shards: 4 done, 1 failed" in shown
 

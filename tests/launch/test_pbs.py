@@ -104,7 +104,7 @@ def qsub_wrappers(slurm):
 
 
 def test_ingest_through_pbs_plugin(qsub_wrappers, synth_pdfs, make_config):
-    from ldrt_hpc.launch import stage_status, submit, wait
+    from ldrt_hpc.launch import submit, wait
 
     _, cfg = make_config(synth_pdfs, num_shards=3, cluster="localpbs")
     qsub_wrappers.append((cfg, "ingest"))
