@@ -37,12 +37,12 @@ def _print_submission(result, shards_text) -> None:
         print(f"{result.stage}: job ids {', '.join(arrays[:10])}{' ...' if len(arrays) > 10 else ''}")
 
 
-def cmd_run(args) -> int:
+def _submit_and_report(cfg, args, cluster: str, **submit_options) -> int:
+    """Submit, print what happened and the status table; exit 1 when shards failed and we know it (waited or local)."""
+    from .config import load_cluster
     from .launch import format_status, stage_status, submit, wait
 
-    cfg = _config(args)
-    result = submit(cfg, args.stage, cluster=args.cluster, shards=args.shards, num_shards=args.num_shards,
-                    replan=args.replan, dry_run=args.dry_run)
+    result = submit(cfg, args.stage, cluster=cluster, shards=args.shards, dry_run=args.dry_run, **submit_options)
     _print_submission(result, args.shards)
     if args.dry_run:
         return 0
@@ -50,30 +50,21 @@ def cmd_run(args) -> int:
         wait(cfg, args.stage)
     rows = stage_status(cfg, args.stage)
     print(format_status(args.stage, rows))
-    return 1 if any(r.state == "failed" for r in rows) and (args.wait or _is_local(cfg, args)) else 0
+    finished = args.wait or load_cluster(cluster).scheduler == "local"
+    return 1 if finished and any(r.state == "failed" for r in rows) else 0
 
 
-def _is_local(cfg, args) -> bool:
-    from .config import load_cluster
-
-    return load_cluster(args.cluster or cfg.cluster).scheduler == "local"
+def cmd_run(args) -> int:
+    cfg = _config(args)
+    return _submit_and_report(cfg, args, args.cluster or cfg.cluster, num_shards=args.num_shards, replan=args.replan)
 
 
 def cmd_rerun(args) -> int:
-    from .launch import format_status, last_cluster, require_plan, stage_status, submit, wait
+    from .launch import last_cluster, require_plan
 
     cfg = _config(args)
     require_plan(cfg, args.stage)
-    cluster = args.cluster or last_cluster(cfg, args.stage) or cfg.cluster
-    result = submit(cfg, args.stage, cluster=cluster, shards=args.shards, dry_run=args.dry_run)
-    _print_submission(result, args.shards)
-    if args.dry_run:
-        return 0
-    if args.wait and result.job_ids:
-        wait(cfg, args.stage)
-    rows = stage_status(cfg, args.stage)
-    print(format_status(args.stage, rows))
-    return 1 if any(r.state == "failed" for r in rows) and (args.wait or _is_local(cfg, args)) else 0
+    return _submit_and_report(cfg, args, args.cluster or last_cluster(cfg, args.stage) or cfg.cluster)
 
 
 def cmd_status(args) -> int:

@@ -92,6 +92,16 @@ def _move_aside(stage_dir: Path) -> Path:
     return target
 
 
+def check_shard_count(stage_dir: Path, pinned: Plan, wanted: int | None) -> None:
+    """Refuse a shard count other than the pinned one (None: no count asked for, nothing to check)."""
+    if wanted is not None and wanted != pinned.num_shards:
+        raise PlanError(
+            f"stage '{pinned.stage}' is pinned at {pinned.num_shards} shards ({plan_path(stage_dir)}), "
+            f"but {wanted} were asked for. Changing the shard count re-shards every item: "
+            f"pass --replan to move the old plan and shards aside and start over, or keep {pinned.num_shards}."
+        )
+
+
 def pin_plan(stage_dir: Path, wanted: Plan, replan: bool = False) -> Plan:
     """Return the stage's pinned plan, writing `wanted` if there is none.
 
@@ -100,12 +110,7 @@ def pin_plan(stage_dir: Path, wanted: Plan, replan: bool = False) -> Plan:
     stage_dir = Path(stage_dir)
     pinned = load_plan(stage_dir)
     if pinned is not None and not replan:
-        if pinned.num_shards != wanted.num_shards:
-            raise PlanError(
-                f"stage '{wanted.stage}' is pinned at {pinned.num_shards} shards ({plan_path(stage_dir)}), "
-                f"but {wanted.num_shards} were asked for. Changing the shard count re-shards every item: "
-                f"pass --replan to move the old plan and shards aside and start over, or keep {pinned.num_shards}."
-            )
+        check_shard_count(stage_dir, pinned, wanted.num_shards)
         return pinned
     if pinned is not None and replan:
         _move_aside(stage_dir)

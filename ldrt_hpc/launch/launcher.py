@@ -24,7 +24,7 @@ from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm import tqdm
 
 from ..config import ClusterProfile, PipelineConfig, freeze, load_cluster
-from ..plan import Plan, PlanError, load_plan, pin_plan
+from ..plan import Plan, PlanError, check_shard_count, load_plan, pin_plan
 from ..runner import read_failure, stage_dir
 from ..shards import is_complete, read_marker
 from ..stages import get_stage
@@ -325,11 +325,10 @@ def submit(
     num_shards: int | None = None,
     replan: bool = False,
     dry_run: bool = False,
-    only_states: Sequence[str] = ("failed", "missing"),
     python: str | None = None,
     extra_directives: dict | None = None,
 ) -> Submission:
-    """Submit the shards of a stage that are in `only_states` (default: everything not done and not active).
+    """Submit the shards of a stage that are failed or missing (not done, not pending, not running).
 
     A shard that is pending or running is never submitted twice (one writer per shard file).
     `extra_directives` adds raw scheduler options for this submission only (e.g. {'hold': True}).
@@ -342,19 +341,22 @@ def submit(
         resources = resources.model_copy(update={"extra_directives": {**resources.extra_directives, **extra_directives}})
     directory = stage_dir(cfg, stage_name)
     pinned = load_plan(directory)
-    if dry_run:
-        plan = pinned or wanted_plan(cfg, stage_name, num_shards)
-        if pinned is not None and num_shards is not None and num_shards != pinned.num_shards and not replan:
-            pin_plan(directory, wanted_plan(cfg, stage_name, num_shards))  # raises the pinned-plan error
-    elif pinned is not None and not replan and num_shards in (None, pinned.num_shards):
+    if pinned is not None and not replan:
+        check_shard_count(directory, pinned, num_shards)
         plan = pinned  # pinned: the inputs are not listed again
+        rows = stage_status(cfg, stage_name, plan)
     else:
-        plan = pin_plan(directory, wanted_plan(cfg, stage_name, num_shards), replan=replan)
-    rows = stage_status(cfg, stage_name, plan) if not (dry_run and pinned is None) else [
-        ShardStatus(i, "missing") for i in range(plan.num_shards)]
+        if pinned is not None:
+            busy = [r.shard for r in stage_status(cfg, stage_name, pinned) if r.state in ACTIVE]
+            if busy:
+                raise PlanError(f"cannot re-plan '{stage_name}': shards {format_shards(busy)} are pending or running "
+                                f"and would write into the new plan; `ldrt-hpc cancel {stage_name}` first")
+        wanted = wanted_plan(cfg, stage_name, num_shards)
+        plan = wanted if dry_run else pin_plan(directory, wanted, replan=replan)
+        rows = [ShardStatus(index, "missing") for index in range(plan.num_shards)]
     selected = set(parse_shards(shards, plan.num_shards)) if shards else set(range(plan.num_shards))
     active = [r.shard for r in rows if r.shard in selected and r.state in ACTIVE]
-    todo = [r.shard for r in rows if r.shard in selected and r.state in only_states]
+    todo = [r.shard for r in rows if r.shard in selected and r.state in ("failed", "missing")]
     folder = log_folder(cfg, stage_name)
     job_name = f"ldrt-{stage_name}"
     chunk = profile.max_array_size if profile.scheduler != "local" else len(todo) or 1
