@@ -147,6 +147,57 @@ class IngestConfig(Strict):
         return self
 
 
+class ParseLimits(Strict):
+    """Limits of the child process that parses one PDF (a crash, hang or blow-up becomes a quarantine record)."""
+
+    timeout_s: float = Field(120.0, gt=0)
+    """Seconds one paper may take before its parser process is killed."""
+    max_memory_mb: int = Field(4096, ge=256)
+    """Address-space limit of the parser process, in MB."""
+    workers: int | None = Field(None, ge=1)
+    """Parser processes per task (None: the CPUs the job was given, LDRT_WORKERS)."""
+
+
+class ConvertConfig(ParseLimits):
+    """The `convert` stage: PDF -> Markdown."""
+
+    backend: Literal["native", "pymupdf4llm", "marker"] = "native"
+    """'native' (fast, PyMuPDF), 'pymupdf4llm' (if installed) or 'marker' (marker-pdf with local model files)."""
+    marker_models: Path | None = None
+    """Folder of marker's model files (backend 'marker'; no download at run time)."""
+
+
+class FiguresConfig(ParseLimits):
+    """The `figures` stage: figures and tables with their captions and rendered crops."""
+
+    backend: Literal["native", "pdffigures2"] = "native"
+    """'native' (PyMuPDF) or 'pdffigures2' (a user-provided jar run with java)."""
+    dpi: int = Field(150, ge=36, le=600)
+    """Resolution of the rendered figure crops."""
+    pdffigures2_jar: Path | None = None
+    """Path of the pdffigures2 assembly jar (backend 'pdffigures2')."""
+    java: str = "java"
+    """Java command (backend 'pdffigures2')."""
+
+
+class FilterConfig(Strict):
+    """The `filter` stage: the paper's image-quality filter."""
+
+    min_laplacian_var: float = Field(100.0, ge=0)
+    """Images whose variance of the Laplacian (grayscale) is below this are rejected as blurry."""
+    min_side_px: int = Field(100, ge=1)
+    """Images narrower or lower than this many pixels are rejected as too small."""
+    figure_types: list[Literal["Figure", "Table"]] = Field(default_factory=lambda: ["Figure"])
+    """Which kinds of detections are candidates for training images (tables are kept out by default)."""
+
+
+class ContextConfig(Strict):
+    """The `context` stage: the sentences of the paper that mention each kept figure."""
+
+    max_sentences: int = Field(20, ge=1)
+    """At most this many mention sentences are kept per figure (in document order)."""
+
+
 class SynthConfig(Strict):
     """The generated demo corpus (`ldrt-hpc synth-corpus`)."""
 
@@ -161,6 +212,14 @@ class StagesConfig(Strict):
 
     ingest: IngestConfig
     """Settings of the `ingest` stage."""
+    convert: ConvertConfig = Field(default_factory=ConvertConfig)
+    """Settings of the `convert` stage."""
+    figures: FiguresConfig = Field(default_factory=FiguresConfig)
+    """Settings of the `figures` stage."""
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    """Settings of the `filter` stage."""
+    context: ContextConfig = Field(default_factory=ContextConfig)
+    """Settings of the `context` stage."""
 
 
 class PipelineConfig(Strict):

@@ -24,8 +24,8 @@ class PlanError(RuntimeError):
 class Plan:
     stage: str
     num_shards: int
-    upstream: str | None
-    """The stage whose shard i is the input of this stage's shard i (None for a stage that reads files)."""
+    upstream: tuple[str, ...]
+    """The stages whose shard i is the input of this stage's shard i (empty for a stage that reads files)."""
     assignments: tuple[tuple[str, ...], ...] | None
     """For a stage that reads files: the inputs of each shard."""
 
@@ -38,7 +38,7 @@ class Plan:
         payload = {
             "stage": self.stage,
             "num_shards": self.num_shards,
-            "upstream": self.upstream,
+            "upstream": list(self.upstream),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "assignments": None if self.assignments is None else [list(a) for a in self.assignments],
         }
@@ -51,7 +51,7 @@ class Plan:
         return cls(
             stage=data["stage"],
             num_shards=int(data["num_shards"]),
-            upstream=data.get("upstream"),
+            upstream=tuple(data.get("upstream") or ()),
             assignments=None if assignments is None else tuple(tuple(a) for a in assignments),
         )
 
@@ -90,6 +90,23 @@ def _move_aside(stage_dir: Path) -> Path:
             continue
         shutil.move(str(entry), str(target / entry.name))
     return target
+
+
+def downstream_plan(stage: str, upstream: tuple[str, ...], stage_dirs: dict[str, Path], num_shards: int | None) -> Plan:
+    """The plan of a stage that reads other stages: the same shard count as its upstream stages."""
+    counts = {}
+    for name in upstream:
+        plan = load_plan(stage_dirs[name])
+        if plan is None:
+            raise PlanError(f"stage '{stage}' reads '{name}', which has no plan yet: run `ldrt-hpc run {name}` first")
+        counts[name] = plan.num_shards
+    if len(set(counts.values())) > 1:
+        raise PlanError(f"stage '{stage}': its inputs have different shard counts {counts}")
+    count = next(iter(counts.values()))
+    if num_shards is not None and num_shards != count:
+        raise PlanError(f"stage '{stage}' reads shard i of {', '.join(upstream)}: it has {count} shards, "
+                        f"not {num_shards} (re-plan the first stage to change the count)")
+    return Plan(stage=stage, num_shards=count, upstream=upstream, assignments=None)
 
 
 def check_shard_count(stage_dir: Path, pinned: Plan, wanted: int | None) -> None:

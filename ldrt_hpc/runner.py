@@ -54,15 +54,15 @@ def run_shard(
     if not force and is_complete(directory, index):
         log.info("%s shard %d already complete: skipped", stage_name, index)
         return read_marker(directory, index) or {}
-    upstream = None
-    if plan.upstream is not None:
-        upstream_dir = stage_dir(cfg, plan.upstream)
+    upstream = {}
+    for name in plan.upstream:
+        upstream_dir = stage_dir(cfg, name)
         if not is_complete(upstream_dir, index):
             raise RuntimeError(
-                f"{stage_name} shard {index} needs {plan.upstream} shard {index}, which is not complete "
-                f"({shard_path(upstream_dir, index)}); run `ldrt-hpc status {plan.upstream}`"
+                f"{stage_name} shard {index} needs {name} shard {index}, which is not complete "
+                f"({shard_path(upstream_dir, index)}); run `ldrt-hpc status {name}`"
             )
-        upstream = shard_path(upstream_dir, index)
+        upstream[name] = shard_path(upstream_dir, index)
     started = time.time()
     try:
         with ShardWriter(

@@ -22,20 +22,20 @@ def test_assignment_is_deterministic_balanced_and_order_free():
 
 def test_pin_refuses_a_silent_change_of_shard_count(tmp_path):
     keys = [f"p{i}" for i in range(20)]
-    pinned = pin_plan(tmp_path, Plan("ingest", 4, None, assign(keys, 4)))
+    pinned = pin_plan(tmp_path, Plan("ingest", 4, (), assign(keys, 4)))
     assert load_plan(tmp_path) == pinned
     # same count: the pinned plan wins, even if the inputs changed since
-    again = pin_plan(tmp_path, Plan("ingest", 4, None, assign(keys + ["new"], 4)))
+    again = pin_plan(tmp_path, Plan("ingest", 4, (), assign(keys + ["new"], 4)))
     assert again == pinned
     with pytest.raises(PlanError, match=r"pinned at 4 shards .* 6 were asked for.*--replan"):
-        pin_plan(tmp_path, Plan("ingest", 6, None, assign(keys, 6)))
+        pin_plan(tmp_path, Plan("ingest", 6, (), assign(keys, 6)))
     assert load_plan(tmp_path) == pinned
 
 
 def test_replan_moves_old_state_aside(tmp_path):
-    pin_plan(tmp_path, Plan("ingest", 2, None, assign(["a", "b"], 2)))
+    pin_plan(tmp_path, Plan("ingest", 2, (), assign(["a", "b"], 2)))
     (tmp_path / "shard-00000.h5").write_bytes(b"old shard")
-    new = pin_plan(tmp_path, Plan("ingest", 3, None, assign(["a", "b", "c"], 3)), replan=True)
+    new = pin_plan(tmp_path, Plan("ingest", 3, (), assign(["a", "b", "c"], 3)), replan=True)
     assert load_plan(tmp_path) == new and not (tmp_path / "shard-00000.h5").exists()
     moved = list((tmp_path / "_replaced").glob("*/shard-00000.h5"))
     assert len(moved) == 1 and moved[0].read_bytes() == b"old shard"

@@ -25,8 +25,8 @@ class Shard:
     count: int
     inputs: tuple[str, ...]
     """Input files of a stage that reads files (from the pinned plan)."""
-    upstream: Path | None
-    """The upstream stage's shard file of the same index, for a stage that reads another stage."""
+    upstream: dict[str, Path]
+    """Shard files of the same index of the stages this one reads, by stage name."""
     writer: ShardWriter
 
     def write(self, record: dict[str, Any]) -> None:
@@ -35,6 +35,12 @@ class Shard:
     def quarantine(self, item_id: str, reason: str, detail: str = "") -> None:
         self.writer.add_quarantine(item_id, reason, detail)
 
+    def read(self, stage: str):
+        """A reader of the upstream stage's shard of the same index (a context manager)."""
+        from ..shards import ShardReader
+
+        return ShardReader(self.upstream[stage])
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -42,16 +48,27 @@ class Stage:
     doc: str
     schema: Schema
     resource_class: str
-    reads: str | None
+    reads: tuple[str, ...]
+    """Stages whose shard i this stage's shard i reads."""
     make_plan: Callable[[PipelineConfig, int | None], Plan]
     """Build the wanted plan from the config (and an explicit shard count, if given)."""
     run: Callable[[Shard, PipelineConfig], dict[str, Any]]
 
 
 def _registry() -> dict[str, Stage]:
-    from . import ingest
+    from . import convert, ingest
 
-    return {stage.name: stage for stage in (ingest.STAGE,)}
+    return {stage.name: stage for stage in (ingest.STAGE, convert.STAGE)}
+
+
+def downstream_planner(stage: str, reads: tuple[str, ...]):
+    """make_plan for a stage that reads other stages: same shard count, shard i reads shard i."""
+    from ..plan import downstream_plan
+
+    def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
+        return downstream_plan(stage, reads, {name: cfg.work_dir / name for name in reads}, num_shards)
+
+    return make_plan
 
 
 STAGES: dict[str, Stage] = _registry()

@@ -64,7 +64,7 @@ def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
     if not inputs:
         where = cfg.stages.ingest.input_dir or cfg.stages.ingest.manifest
         raise FileNotFoundError(f"stages.ingest: no PDF files found in {where}")
-    return Plan(stage="ingest", num_shards=count, upstream=None, assignments=assign(inputs, count))
+    return Plan(stage="ingest", num_shards=count, upstream=(), assignments=assign(inputs, count))
 
 
 def check_pdf(path: str, cfg: IngestConfig) -> dict[str, Any]:
@@ -131,7 +131,7 @@ STAGE = Stage(
     doc="check every PDF and record it (paper id, sha256, pages, problems)",
     schema=SCHEMA,
     resource_class="cpu",
-    reads=None,
+    reads=(),
     make_plan=make_plan,
     run=run,
 )

@@ -1,0 +1,188 @@
+"""Figures and tables with their captions, the `native` backend (PyMuPDF).
+
+1. Captions: text blocks that start with a label ("Fig. 3", "Figure 3", "Table 2", "Supplementary Figure S1")
+   followed by a delimiter or set in bold, or smaller than the body text. "Figure 2 shows ..." in the body is
+   not a caption. A label found twice keeps its best occurrence (the one with a region).
+2. Regions: the graphics (embedded images, clusters of vector drawings) between the caption and the nearest
+   body-text paragraph or other caption — above the caption for figures, below for tables (then the other way),
+   within the caption's column; for a caption set beside its figure, graphics at the same height beside it.
+   Short text inside or touching that area (axis labels, panel letters, table cells) joins the region.
+3. The region is rendered at the configured dpi (PNG).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pymupdf
+
+from .layout import Block, body_size, graphics_rects, image_rects, parse_label, running_lines, text_blocks
+
+
+@dataclass
+class Detection:
+    fig_type: str
+    name: str
+    page: int
+    caption: str
+    caption_box: pymupdf.Rect
+    region: pymupdf.Rect | None
+    score: int
+
+
+def _is_body(block: Block, body: float) -> bool:
+    """A paragraph of running text: body-size font and long."""
+    return abs(block.size - body) <= 0.75 and (block.chars >= 160 or (len(block.lines) >= 3 and block.chars >= 100))
+
+
+def _caption_lines(block: Block) -> tuple[str, pymupdf.Rect]:
+    """The caption paragraph at the start of a block (PyMuPDF may glue the next paragraph to it)."""
+    lines = [block.lines[0]]
+    for line in block.lines[1:]:
+        previous = lines[-1]
+        if line.bbox.y0 - previous.bbox.y1 > 0.8 * max(previous.bbox.height, 1) or abs(line.size - previous.size) > 1:
+            break
+        lines.append(line)
+    rect = pymupdf.Rect(lines[0].bbox)
+    for line in lines[1:]:
+        rect |= line.bbox
+    from .markdown import join_lines
+
+    return join_lines([line.text for line in lines]), rect
+
+
+def _union(rects: list[pymupdf.Rect]) -> pymupdf.Rect | None:
+    if not rects:
+        return None
+    result = pymupdf.Rect(rects[0])
+    for rect in rects[1:]:
+        result |= rect
+    return result
+
+
+def _inside_share(rect: pymupdf.Rect, area: pymupdf.Rect) -> float:
+    overlap = rect & area
+    return 0.0 if overlap.is_empty else overlap.get_area() / max(rect.get_area(), 1e-6)
+
+
+def _x_overlap(a: pymupdf.Rect, x0: float, x1: float) -> float:
+    return max(0.0, min(a.x1, x1) - max(a.x0, x0))
+
+
+def detect_page(
+    page: pymupdf.Page, blocks: list[Block], body: float, page_no: int
+) -> list[Detection]:
+    page_rect = page.rect
+    graphics = graphics_rects(page)
+    images = image_rects(page)
+    if not blocks and not graphics:
+        return []
+    left = min([b.bbox.x0 for b in blocks] + [g.x0 for g in graphics])
+    right = max([b.bbox.x1 for b in blocks] + [g.x1 for g in graphics])
+    text_width = max(right - left, 1.0)
+    mid = (left + right) / 2
+
+    captions = []
+    for block in blocks:
+        label = parse_label(block.text)
+        if label is None:
+            continue
+        fig_type, name, delimited = label
+        smaller = block.size < body - 0.4
+        if not (delimited or block.lines[0].first_span_bold or smaller):
+            continue  # "Figure 2 shows ..." starts a body sentence
+        if any(_inside_share(block.bbox, g) > 0.9 for g in images) and not delimited:
+            continue  # a label printed inside a raster figure (vector frames often enclose their caption)
+        text, box = _caption_lines(block)
+        captions.append((fig_type, name, text, box, int(delimited) + int(block.lines[0].first_span_bold) + int(smaller)))
+
+    caption_boxes = [c[3] for c in captions]
+    barriers = [b.bbox for b in blocks if _is_body(b, body)]
+    detections = []
+    for fig_type, name, text, box, score in captions:
+        if box.width < 0.6 * text_width and (box.x1 <= mid + 10 or box.x0 >= mid - 10):
+            x0, x1 = (left, mid) if box.x1 <= mid + 10 else (mid, right)
+        else:
+            x0, x1 = left, right
+        directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
+        region = None
+        for direction in directions:
+            region = _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body,
+                             fig_type)
+            if region is not None:
+                break
+        if region is None and fig_type == "Figure":
+            region = _beside(box, graphics, mid)
+        detections.append(Detection(fig_type, name, page_no, text, box, region, score + (2 if region else 0)))
+    return detections
+
+
+def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body, fig_type):
+    """Union of graphics (and the short text that belongs to them) between the caption and the next barrier."""
+    column = x1 - x0
+    if direction == "above":
+        limit = page_rect.y0
+        for rect in barriers + [c for c in caption_boxes if c != box]:
+            if rect.y1 <= box.y0 + 1 and _x_overlap(rect, x0, x1) > 0.3 * min(column, rect.width):
+                limit = max(limit, rect.y1)
+        area = pymupdf.Rect(x0 - 2, limit, x1 + 2, box.y0 + 1)
+    else:
+        limit = page_rect.y1
+        for rect in barriers + [c for c in caption_boxes if c != box]:
+            if rect.y0 >= box.y1 - 1 and _x_overlap(rect, x0, x1) > 0.3 * min(column, rect.width):
+                limit = min(limit, rect.y0)
+        area = pymupdf.Rect(x0 - 2, box.y1 - 1, x1 + 2, limit)
+    if area.height < 4:
+        return None
+    parts = [g for g in graphics if _inside_share(g, area) > 0.5 and g.width * g.height > 16]
+    if not parts and fig_type == "Table":
+        # text tables: the cells are short text blocks in the area
+        parts = [b.bbox for b in blocks if _inside_share(b.bbox, area) > 0.8 and not _is_body(b, body)
+                 and b.bbox not in caption_boxes]
+    region = _union(parts)
+    if region is None:
+        return None
+    if fig_type == "Figure" and region.width * region.height < 0.002 * page_rect.get_area():
+        return None  # a rule or a bullet, not a figure
+    grown = pymupdf.Rect(region.x0 - 8, region.y0 - 8, region.x1 + 8, region.y1 + 8)
+    for block in blocks:
+        if _is_body(block, body) or block.bbox in caption_boxes:
+            continue
+        if _inside_share(block.bbox, area) > 0.8 and block.bbox.intersects(grown):
+            region |= block.bbox
+    # a frame drawn around figure and caption must not pull the caption (or what lies beyond it) in
+    return region & area & page_rect
+
+
+def _beside(box, graphics, mid):
+    """Graphics beside a caption at the same height (captions set in the margin column)."""
+    parts = []
+    for g in graphics:
+        vertical = max(0.0, min(g.y1, box.y1) - max(g.y0, box.y0))
+        if vertical > 0.5 * min(box.height, g.height) and (g.x1 <= box.x0 + 4 or g.x0 >= box.x1 - 4):
+            parts.append(g)
+    return _union(parts)
+
+
+def detect(doc: pymupdf.Document) -> list[Detection]:
+    """Every figure and table of the document (one detection per label, best occurrence)."""
+    pages_blocks = [text_blocks(page) for page in doc]
+    body = body_size(pages_blocks)
+    running = running_lines(doc, pages_blocks)
+    found: dict[tuple[str, str], Detection] = {}
+    for page_no, blocks in enumerate(pages_blocks):
+        kept = []
+        for block_no, block in enumerate(blocks):
+            block.lines = [ln for i, ln in enumerate(block.lines) if (page_no, block_no, i) not in running]
+            if block.lines:
+                kept.append(block)
+        for detection in detect_page(doc[page_no], kept, body, page_no):
+            key = (detection.fig_type, detection.name)
+            if key not in found or detection.score > found[key].score:
+                found[key] = detection
+    return sorted(found.values(), key=lambda d: (d.page, d.caption_box.y0, d.caption_box.x0))
+
+
+def render(page: pymupdf.Page, region: pymupdf.Rect, dpi: int) -> tuple[bytes, int, int]:
+    pixmap = page.get_pixmap(clip=region, dpi=dpi, alpha=False)
+    return pixmap.tobytes("png"), pixmap.width, pixmap.height
