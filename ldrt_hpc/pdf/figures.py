@@ -97,7 +97,8 @@ def detect_page(
         captions.append((fig_type, name, text, box, int(delimited) + int(block.lines[0].first_span_bold) + int(smaller)))
 
     caption_boxes = [c[3] for c in captions]
-    barriers = [b.bbox for b in blocks if _is_body(b, body)]
+    # body paragraphs bound the search; text inside a drawn box (a flow chart's cells) is part of a figure
+    barriers = [b.bbox for b in blocks if _is_body(b, body) and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
     detections = []
     for fig_type, name, text, box, score in captions:
         if box.width < 0.6 * text_width and (box.x1 <= mid + 10 or box.x0 >= mid - 10):
@@ -106,9 +107,13 @@ def detect_page(
             x0, x1 = left, right
         directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
         region = None
-        for direction in directions:
-            region = _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body,
-                             fig_type)
+        # graphics first, in the preferred direction, then the other; text cells (tables only) last
+        for cells in (False, True) if fig_type == "Table" else (False,):
+            for direction in directions:
+                region = _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body,
+                                 cells, fig_type)
+                if region is not None:
+                    break
             if region is not None:
                 break
         if region is None and fig_type == "Figure":
@@ -117,7 +122,7 @@ def detect_page(
     return detections
 
 
-def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body, fig_type):
+def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body, cells, fig_type):
     """Union of graphics (and the short text that belongs to them) between the caption and the next barrier."""
     column = x1 - x0
     if direction == "above":
@@ -134,16 +139,22 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
         area = pymupdf.Rect(x0 - 2, box.y1 - 1, x1 + 2, limit)
     if area.height < 4:
         return None
-    parts = [g for g in graphics if _inside_share(g, area) > 0.5 and g.width * g.height > 16]
-    if not parts and fig_type == "Table":
+    def vertical_share(rect: pymupdf.Rect) -> float:
+        return max(0.0, min(rect.y1, area.y1) - max(rect.y0, area.y0)) / max(rect.height, 1e-6)
+
+    # graphics in the caption's column by overlap, not containment: a short caption in one column may belong
+    # to a figure that spans both
+    parts = [g for g in graphics if vertical_share(g) > 0.5 and _x_overlap(g, x0, x1) > 0.3 * min(column, g.width)
+             and (g.width > 20 or g.height > 20)]
+    if cells:
         # text tables: the cells are short text blocks in the area
         parts = [b.bbox for b in blocks if _inside_share(b.bbox, area) > 0.8 and not _is_body(b, body)
                  and b.bbox not in caption_boxes]
     region = _union(parts)
     if region is None:
         return None
-    if fig_type == "Figure" and region.width * region.height < 0.002 * page_rect.get_area():
-        return None  # a rule or a bullet, not a figure
+    if min(region.width, region.height) < 30 or (fig_type == "Figure" and region.get_area() < 0.002 * page_rect.get_area()):
+        return None  # a rule, a bullet or an icon, not a figure or a table
     grown = pymupdf.Rect(region.x0 - 8, region.y0 - 8, region.x1 + 8, region.y1 + 8)
     for block in blocks:
         if _is_body(block, body) or block.bbox in caption_boxes:
@@ -151,7 +162,7 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
         if _inside_share(block.bbox, area) > 0.8 and block.bbox.intersects(grown):
             region |= block.bbox
     # a frame drawn around figure and caption must not pull the caption (or what lies beyond it) in
-    return region & area & page_rect
+    return region & pymupdf.Rect(page_rect.x0, area.y0, page_rect.x1, area.y1)
 
 
 def _beside(box, graphics, mid):
