@@ -134,6 +134,16 @@ def cmd_task(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_figures
+
+    cfg = _config(args)
+    counts = export_figures(cfg.work_dir, Path(args.out))
+    print(f"exported {counts['figures']} figures/tables of {counts['papers']} papers ({counts['images']} PNG) to {args.out}"
+          + (f"; {counts['incomplete_shards']} incomplete shards skipped" if counts["incomplete_shards"] else ""))
+    return 0
+
+
 def cmd_synth(args) -> int:
     from .synth import synth_corpus
 
@@ -183,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, required=True, help="shard index")
     p.add_argument("--job-id", help="scheduler job id, recorded in the marker")
     p.add_argument("--force", action="store_true", help="run even if the shard is complete")
+
+    p = sub.add_parser("export", help="export a stage's shards: `figures` -> pdffigures2-style JSON + PNG")
+    p.add_argument("what", choices=["figures"], help="what to export")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("synth-corpus", help="write a generated LDRT-like PDF corpus (the demo input)")
     p.add_argument("out", help="output folder")

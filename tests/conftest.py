@@ -80,3 +80,15 @@ def slurm(slurm_available, request):
 
     for cfg, stage in cleanups:
         cancel(cfg, stage)
+
+
+def run_inline(cfg, stage: str) -> list[dict]:
+    """Plan a stage and run every shard in this process (no scheduler); returns the markers."""
+    from ldrt_hpc.config import freeze
+    from ldrt_hpc.launch.launcher import wanted_plan
+    from ldrt_hpc.plan import pin_plan
+    from ldrt_hpc.runner import run_shard, stage_dir
+
+    plan = pin_plan(stage_dir(cfg, stage), wanted_plan(cfg, stage, None))
+    frozen = freeze(cfg)
+    return [run_shard(frozen, stage, index) for index in range(plan.num_shards)]

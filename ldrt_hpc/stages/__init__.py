@@ -56,9 +56,9 @@ class Stage:
 
 
 def _registry() -> dict[str, Stage]:
-    from . import convert, ingest
+    from . import context, convert, figures, filter, ingest
 
-    return {stage.name: stage for stage in (ingest.STAGE, convert.STAGE)}
+    return {stage.name: stage for stage in (ingest.STAGE, convert.STAGE, figures.STAGE, filter.STAGE, context.STAGE)}
 
 
 def downstream_planner(stage: str, reads: tuple[str, ...]):

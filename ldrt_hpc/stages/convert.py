@@ -6,8 +6,11 @@ import time
 from functools import partial
 from typing import Any
 
+import pymupdf  # imported before the parser processes fork, not once per paper
+
 from ..config import ConvertConfig, PipelineConfig
 from ..isolate import run_isolated
+from ..pdf.markdown import to_markdown
 from ..shards import Schema
 from . import Shard, Stage, downstream_planner
 
@@ -45,13 +48,9 @@ def check_backend(cfg: ConvertConfig) -> None:
 
 def convert_pdf(path: str, backend: str, marker_models=None) -> tuple[str, int]:
     """Markdown and page count of one PDF."""
-    import pymupdf
-
     with pymupdf.open(path) as doc:
         pages = doc.page_count
         if backend == "native":
-            from ..pdf.markdown import to_markdown
-
             return to_markdown(doc), pages
         if backend == "pymupdf4llm":
             import pymupdf4llm

@@ -1,0 +1,108 @@
+"""convert -> figures -> filter -> context on generated papers plus hostile files."""
+
+from __future__ import annotations
+
+import pymupdf
+import pytest
+
+from ldrt_hpc.runner import stage_dir
+from ldrt_hpc.shards import ShardReader, shard_path
+from tests.conftest import run_inline
+
+
+def hostile_pdfs(folder, good_bytes):
+    """Files that break parsers in different ways (made here, none shipped)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "zero.pdf").write_bytes(b"")
+    (folder / "html.pdf").write_text("<!DOCTYPE html><html><body>Just a moment...</body></html>" * 5)
+    (folder / "truncated.pdf").write_bytes(good_bytes[: len(good_bytes) // 2])
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "locked")
+    doc.save(folder / "encrypted.pdf", encryption=pymupdf.PDF_ENCRYPT_AES_256, owner_pw="o", user_pw="u")
+    broken = good_bytes.replace(b"startxref", b"startxref\n999999999\n%")  # xref offset points nowhere
+    (folder / "brokenxref.pdf").write_bytes(broken)
+    big = pymupdf.open()
+    for _ in range(2000):
+        big.new_page(width=200, height=200)
+    big.save(folder / "pages2000.pdf", garbage=3, deflate=True)
+    absurd = pymupdf.open()
+    page = absurd.new_page()
+    pix = pymupdf.Pixmap(pymupdf.csGRAY, 8, 8, bytes(64), False)
+    xref = page.insert_image(pymupdf.Rect(72, 72, 300, 300), pixmap=pix)
+    absurd.xref_set_key(xref, "Width", "2000000")
+    absurd.xref_set_key(xref, "Height", "2000000")
+    page.insert_text((72, 320), "Figure 1. An image that declares 2,000,000 x 2,000,000 pixels.")
+    absurd.save(folder / "absurdimage.pdf")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, synth_pdfs):
+    from ldrt_hpc.config import load_pipeline
+    from tests.conftest import write_config
+
+    folder = tmp_path_factory.mktemp("pre")
+    inputs = folder / "pdfs"
+    inputs.mkdir()
+    for pdf in sorted(synth_pdfs.glob("*.pdf")):
+        (inputs / pdf.name).write_bytes(pdf.read_bytes())
+    hostile_pdfs(inputs / "hostile", sorted(synth_pdfs.glob("*.pdf"))[0].read_bytes())
+    path = write_config(folder, inputs, num_shards=3)
+    cfg = load_pipeline(path)
+    # tight limits so that the 2000-page paper and the absurd image end in quarantine quickly
+    cfg = cfg.model_copy(update={"stages": cfg.stages.model_copy(update={
+        "convert": cfg.stages.convert.model_copy(update={"timeout_s": 20, "max_memory_mb": 1024, "workers": 2}),
+        "figures": cfg.stages.figures.model_copy(update={"timeout_s": 20, "max_memory_mb": 1024, "workers": 2}),
+    })})
+    markers = {stage: run_inline(cfg, stage) for stage in ("ingest", "convert", "figures", "filter", "context")}
+    return cfg, markers
+
+
+def records(cfg, stage, table="items"):
+    out = []
+    for index in range(3):
+        with ShardReader(shard_path(stage_dir(cfg, stage), index)) as reader:
+            out += list(reader if table == "items" else reader.quarantine)
+    return out
+
+
+def test_hostile_files_get_reasons_and_nothing_is_lost(pipeline, synth_pdfs):
+    cfg, markers = pipeline
+    ingest = {r["paper_id"]: r for r in records(cfg, "ingest")}
+    assert len(ingest) == 12 + 7
+    assert "too small" in ingest["zero"]["problems"] and "not a PDF" in ingest["html"]["problems"]
+    assert "truncated" in ingest["truncated"]["problems"] and "encrypted" in ingest["encrypted"]["problems"]
+    assert ingest["brokenxref"]["ok"] and ingest["pages2000"]["ok"] and ingest["pages2000"]["pages"] == 2000
+    converted = {r["paper_id"] for r in records(cfg, "convert")}
+    quarantined = {r["item_id"]: r for r in records(cfg, "convert", "quarantine")}
+    accepted = {pid for pid, r in ingest.items() if r["ok"]}
+    assert converted | set(quarantined) == accepted and not converted & set(quarantined)
+    assert {p.stem for p in synth_pdfs.glob("*.pdf")} <= converted  # every good paper survived its neighbours
+    for item in quarantined.values():
+        assert item["reason"] in ("timeout", "memory", "crashed", "error") and item["detail"]
+    assert sum(m["item_count"] for m in markers["convert"]) == len(converted)
+
+
+def test_markdown_of_generated_papers(pipeline):
+    cfg, _ = pipeline
+    markdown = {r["paper_id"]: r["markdown"] for r in records(cfg, "convert")}
+    for paper_id, text in markdown.items():
+        if not paper_id.startswith("synth"):
+            continue
+        assert "Figure 1." in text
+        assert "\n\nFigure 1." in "\n\n" + text  # the caption is its own paragraph
+
+
+def test_figures_filter_context_chain(pipeline):
+    cfg, markers = pipeline
+    figures = records(cfg, "figures")
+    synth = [f for f in figures if f["paper_id"].startswith("synth")]
+    assert synth and all(f["png"].startswith(b"\x89PNG") and f["width"] > 0 for f in synth)
+    decisions = records(cfg, "filter")
+    assert len(decisions) == len(figures)
+    assert all(d["reason"] == ("" if d["kept"] else d["reason"]) for d in decisions)
+    context = records(cfg, "context")
+    assert len(context) == sum(d["kept"] for d in decisions)
+    assert sum(c["mention_count"] > 0 for c in context) >= 0.9 * len(context)
+    for row in context:
+        for sentence in filter(None, row["mentions"].split("\n")):
+            assert sentence not in row["caption"]
