@@ -26,7 +26,8 @@ def test_caption_labels(text, expected):
 
 
 def test_normalised_similarity():
-    assert normalise("Figure 1: Over a set of ten rela-\n tions, \u201cTEXTRUNNER\u201d") == "over a set of ten rela-tions, 'textrunner'"
+    text = "Figure 1: Over a set of ten rela-\n tions, \u201cTEXTRUNNER\u201d"
+    assert normalise(text) == "over a set of ten rela-tions, 'textrunner'"
     assert similarity("Fig. 1. Dots show the 52 villages.", "Dots show the 52 villages.") == 1.0
 
 
