@@ -20,12 +20,16 @@ def _config(args):
 
 def _print_submission(result, shards_text) -> None:
     from .launch import format_shards
+    from .stages import get_stage
 
     if result.dry_run:
         print(f"# job script ({result.cluster}); {len(result.shards)} shard(s) would be submitted")
         print(result.script)
     if result.skipped_active:
         print(f"{result.stage}: shards {format_shards(result.skipped_active)} are pending or running: not submitted again")
+    if result.waiting:
+        print(f"{result.stage}: shards {format_shards(result.waiting)} wait for their input shards "
+              f"({', '.join(get_stage(result.stage).reads)}): not submitted")
     if not result.shards:
         where = f" in {shards_text}" if shards_text else ""
         print(f"{result.stage}: nothing to submit{where} (every shard is done or active)")

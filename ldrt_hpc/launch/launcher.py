@@ -276,6 +276,8 @@ class Submission:
     script: str
     dry_run: bool
     skipped_active: list[int]
+    waiting: list[int]
+    """Shards whose input shards (of the upstream stages) are not complete yet."""
 
 
 @contextmanager
@@ -357,11 +359,14 @@ def submit(
     selected = set(parse_shards(shards, plan.num_shards)) if shards else set(range(plan.num_shards))
     active = [r.shard for r in rows if r.shard in selected and r.state in ACTIVE]
     todo = [r.shard for r in rows if r.shard in selected and r.state in ("failed", "missing")]
+    # shard i of a downstream stage starts from shard i of its inputs: wait until those are complete
+    waiting = [i for i in todo if not all(is_complete(stage_dir(cfg, up), i) for up in plan.upstream)]
+    todo = [i for i in todo if i not in waiting]
     folder = log_folder(cfg, stage_name)
     job_name = f"ldrt-{stage_name}"
     chunk = profile.max_array_size if profile.scheduler != "local" else len(todo) or 1
     script = job_script(profile, resources, folder, job_name, min(len(todo), chunk), python=python)
-    result = Submission(stage_name, cluster, todo, [], script, dry_run, active)
+    result = Submission(stage_name, cluster, todo, [], script, dry_run, active, waiting)
     if dry_run or not todo:
         return result
     config_path = str(freeze(cfg))

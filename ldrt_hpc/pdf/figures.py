@@ -104,7 +104,11 @@ def detect_page(
     # body paragraphs bound the search; text inside a drawn box (a flow chart's cells) is part of a figure
     barriers = [b.bbox for b in blocks if _is_body(b, body) and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
     detections = []
-    for fig_type, name, text, box, score in captions:
+    claimed: list[pymupdf.Rect] = []
+    # figures first: graphics that a figure's caption reaches belong to it, and a table searching for its
+    # rules or cells must not run on into them
+    for fig_type, name, text, box, score in sorted(captions, key=lambda c: c[0] != "Figure"):
+        available = [g for g in graphics if not any(g == c for c in claimed)]
         if box.width < 0.6 * text_width and (box.x1 <= mid + 10 or box.x0 >= mid - 10):
             x0, x1 = (left, mid) if box.x1 <= mid + 10 else (mid, right)
         else:
@@ -114,7 +118,7 @@ def detect_page(
         # graphics first, in the preferred direction, then the other; text cells (tables only) last
         for cells in ("graphics", "cells", "anywhere") if fig_type == "Table" else ("graphics", "anywhere"):
             for direction in directions:
-                region = _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body,
+                region = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes, body,
                                  cells, fig_type)
                 if region is not None:
                     break
@@ -122,6 +126,8 @@ def detect_page(
                 break
         if region is None and fig_type == "Figure":
             region = _beside(box, graphics, mid)
+        if region is not None:
+            claimed += [g for g in graphics if g.intersects(region) and _inside_share(g, region) > 0.5]
         detections.append(Detection(fig_type, name, page_no, text, box, region, score + (2 if region else 0)))
     return detections
 
@@ -151,7 +157,9 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
     def in_column(rect: pymupdf.Rect, share: float) -> bool:
         return vertical_share(rect) > share and _x_overlap(rect, x0, x1) > 0.3 * min(column, rect.width)
 
-    parts = [g for g in graphics if in_column(g, 0.5) and (g.width > 20 or g.height > 20)]
+    parts = [g for g in graphics if in_column(g, 0.5) and (g.width > 20 or g.height > 20)
+             # a rule that runs out of the caption's column (a separator under the abstract) is not a figure's
+             and not (fig_type == "Figure" and min(g.width, g.height) < 2 and (g.x0 < x0 - 10 or g.x1 > x1 + 10))]
     if cells == "cells":
         # text tables: the cells are short text blocks in the area (with the rules found above)
         parts += [b.bbox for b in blocks if in_column(b.bbox, 0.8) and not _is_body(b, body) and b.bbox not in caption_boxes]

@@ -214,3 +214,29 @@ def test_static_sbatch_script(slurm, synth_pdfs, make_config):
     rows = stage_status(cfg, "ingest")
     assert [r.state for r in rows] == ["done", "done"]
     assert {r.job_id for r in rows} == {f"{job}_0", f"{job}_1"}
+
+
+@pytest.mark.slurm
+def test_preprocessing_stages_as_slurm_arrays(slurm, synth_pdfs, make_config):
+    """ingest -> convert -> figures as real Slurm array jobs; a stage waits for its input shards."""
+    config_path, cfg = make_config(synth_pdfs, num_shards=3, cluster="localslurm")
+    for stage in ("ingest", "convert", "figures"):
+        slurm.append((cfg, stage))
+    held = submit(cfg, "ingest", extra_directives={"hold": True})
+    early = submit(cfg, "convert")  # its inputs are not there yet: nothing is submitted
+    assert early.shards == [] and early.waiting == [0, 1, 2]
+    subprocess.run(["scontrol", "release", held.job_ids[0].split("_")[0]], check=True)
+    assert [r.state for r in wait(cfg, "ingest", timeout_s=240)] == ["done"] * 3
+    for stage in ("convert", "figures"):
+        result = submit(cfg, stage)
+        assert result.shards == [0, 1, 2] and len({j.split("_")[0] for j in result.job_ids}) == 1
+        rows = wait(cfg, stage, timeout_s=300)
+        assert [r.state for r in rows] == ["done"] * 3, format_status(stage, rows)
+        verified = cli("verify", stage, "--config", str(config_path))
+        assert verified.returncode == 0 and "3/3 shards verified" in verified.stdout
+    from ldrt_hpc.shards import iter_stage
+
+    converted = list(iter_stage(stage_dir(cfg, "convert"), [0, 1, 2]))
+    assert len(converted) == 12 and all("Figure 1" in r["markdown"] for r in converted)
+    figures = list(iter_stage(stage_dir(cfg, "figures"), [0, 1, 2]))
+    assert len(figures) >= 12 and all(f["png"].startswith(b"\x89PNG") for f in figures)

@@ -1,0 +1,255 @@
+"""The generated corpus: deterministic PDFs whose ground truth (captions, boxes, filter labels, mentions) is exact."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pymupdf
+import pytest
+
+from ldrt_hpc.synth import synth_corpus
+
+SEED, PAPERS = 0, 6
+PAGE = pymupdf.Rect(0, 0, 612, 792)
+CONTENT = pymupdf.Rect(54, 54, 558, 738)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, list[dict]]:
+    folder = tmp_path_factory.mktemp("synth") / "pdfs"
+    return folder, synth_corpus(folder, PAPERS, SEED)
+
+
+def rect(box: dict) -> pymupdf.Rect:
+    return pymupdf.Rect(box["x1"], box["y1"], box["x2"], box["y2"])
+
+
+def norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def floats(truth):
+    for paper in truth:
+        for fig in paper["figures"]:
+            yield paper, fig
+
+
+def render_gray(page, r: pymupdf.Rect) -> np.ndarray:
+    pix = page.get_pixmap(clip=r, dpi=150)
+    rgb = np.frombuffer(pix.samples, np.uint8).reshape(pix.h, pix.w, pix.n)[..., :3]
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def laplacian_var(gray: np.ndarray) -> float:
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def dehyphenated_text(doc) -> str:
+    text = "\n".join(page.get_text() for page in doc)
+    return norm(re.sub(r"([a-z])-\n([a-z])", r"\1\2", text))
+
+
+def references(sentence: str) -> set[tuple[str, str]]:
+    """(figType, name) pairs a sentence refers to, in every form the generator uses."""
+    refs = set()
+    for a, b in re.findall(r"Figs\. (\d+) and (\d+)", sentence):
+        refs |= {("Figure", a), ("Figure", b)}
+    for a, b in re.findall(r"Figs\. (\d+)–(\d+)", sentence):
+        refs |= {("Figure", str(k)) for k in range(int(a), int(b) + 1)}
+    refs |= {("Figure", k) for k in re.findall(r"\b(?:Fig\.|Figure) (\d+)", sentence)}
+    refs |= {("Table", k) for k in re.findall(r"\bTable (\d+)", sentence)}
+    return refs
+
+
+def test_ground_truth_schema(corpus):
+    folder, truth = corpus
+    assert json.loads((folder / "ground_truth.json").read_text(encoding="utf-8")) == truth
+    assert len(truth) == PAPERS
+    assert len({p["paper"] for p in truth}) == PAPERS
+    for i, paper in enumerate(truth):
+        assert paper["paper"] == f"synth-{SEED}-{i:05d}" and paper["file"] == paper["paper"] + ".pdf"
+        assert paper["layout"] in ("one-column", "two-column") and 2 <= paper["pages"] <= 4
+        assert paper["title"] and paper["abstract"]
+        assert [s["heading"] for s in paper["sections"]] == ["1. Introduction", "2. Methods", "3. Results",
+                                                              "4. Discussion"]
+        names = [f["name"] for f in paper["figures"] if f["figType"] == "Figure"]
+        assert names == [str(k) for k in range(1, len(names) + 1)] and 2 <= len(names) <= 4
+        assert [f["name"] for f in paper["figures"] if f["figType"] == "Table"] in ([], ["1"])
+        for fig in paper["figures"]:
+            assert set(fig) >= {"name", "figType", "page", "caption", "captionBoundary", "regionBoundary", "kind",
+                                "must_filter", "mentions"}
+            assert fig["kind"] in (("raster", "vector") if fig["figType"] == "Figure" else ("table",))
+            assert fig["must_filter"] in (None, "blurry", "too_small")
+            assert fig["caption"].startswith(f"{fig['figType']} {fig['name']}. ")
+            assert fig["caption"] == norm(fig["caption"]) and 0 <= fig["page"] < paper["pages"]
+
+
+def test_same_seed_same_bytes_other_seed_differs(corpus, tmp_path):
+    folder, truth = corpus
+    again = synth_corpus(tmp_path / "again", 2, SEED)
+    assert again == truth[:2]  # a paper does not depend on how many papers are generated
+    for paper in again:
+        assert (tmp_path / "again" / paper["file"]).read_bytes() == (folder / paper["file"]).read_bytes()
+    other = synth_corpus(tmp_path / "other", 2, SEED + 1)
+    assert [p["file"] for p in other] == [f"synth-{SEED + 1}-{i:05d}.pdf" for i in range(2)]
+    for a, b in zip(other, truth):
+        assert (tmp_path / "other" / a["file"]).read_bytes() != (folder / b["file"]).read_bytes()
+    assert [p["figures"] for p in other] != [p["figures"] for p in truth[:2]]
+
+
+def test_pdfs_open_with_recorded_pages_header_and_footer(corpus):
+    folder, truth = corpus
+    for paper in truth:
+        with pymupdf.open(folder / paper["file"]) as doc:
+            assert doc.page_count == paper["pages"]
+            assert doc.metadata["creationDate"].startswith("D:20260101")
+            numbers = []
+            for page in doc:
+                assert page.rect == PAGE
+                header = norm(page.get_text("text", clip=pymupdf.Rect(0, 0, 612, 50)))
+                assert paper["running_header"][0] in header and paper["running_header"][1] in header
+                numbers.append(int(norm(page.get_text("text", clip=pymupdf.Rect(0, 745, 612, 792)))))
+            assert numbers == list(range(numbers[0], numbers[0] + doc.page_count))
+            assert f"{numbers[0]}–{numbers[-1]}" in paper["running_header"][0]
+            first = norm(doc[0].get_text())
+            assert norm(paper["title"]) in first and "Abstract" in first
+
+
+def test_captions_are_inside_their_boundaries(corpus):
+    folder, truth = corpus
+    for paper in truth:
+        with pymupdf.open(folder / paper["file"]) as doc:
+            for fig in paper["figures"]:
+                page, box = doc[fig["page"]], rect(fig["captionBoundary"])
+                assert norm(page.get_text("text", clip=box)) == fig["caption"], (paper["paper"], fig["name"])
+                spans = [s for b in page.get_text("dict", clip=box)["blocks"] for line in b.get("lines", [])
+                         for s in line["spans"] if s["text"].strip()]
+                assert "Bold" in spans[0]["font"] and spans[0]["text"].strip() == f"{fig['figType']} {fig['name']}."
+                assert all("Bold" not in s["font"] for s in spans[1:])
+                union = pymupdf.Rect(spans[0]["bbox"])
+                for s in spans[1:]:
+                    union |= pymupdf.Rect(s["bbox"])
+                assert all(abs(a - b) < 0.5 for a, b in zip(union, box)), (paper["paper"], fig["name"], union, box)
+
+
+def test_region_boxes(corpus):
+    folder, truth = corpus
+    for paper in truth:
+        with pymupdf.open(folder / paper["file"]) as doc:
+            by_page: dict[int, list] = {}
+            for fig in paper["figures"]:
+                page, region, caption = doc[fig["page"]], rect(fig["regionBoundary"]), rect(fig["captionBoundary"])
+                assert region.width > 0 and region.height > 0
+                assert CONTENT.contains(region) and CONTENT.contains(caption)
+                assert (region & caption).is_empty or (region & caption).get_area() == 0
+                if fig["figType"] == "Figure":
+                    assert caption.y0 == pytest.approx(region.y1 + 6, abs=0.01)  # caption below the figure
+                    below = caption.y1
+                else:
+                    assert region.y0 == pytest.approx(caption.y1 + 6, abs=0.01)  # table caption above the table
+                    below = region.y1
+                gap = pymupdf.Rect(min(region.x0, caption.x0), below + 0.5, max(region.x1, caption.x1), below + 11.5)
+                assert page.get_text("words", clip=gap) == [], (paper["paper"], fig["name"])
+                if fig["kind"] == "raster":
+                    assert page.get_text("words", clip=region) == []
+                    placed = [pymupdf.Rect(info["bbox"]) for info in page.get_image_info()]
+                    assert any(all(abs(a - b) < 0.01 for a, b in zip(p, region)) for p in placed)
+                by_page.setdefault(fig["page"], []).extend([region, caption])
+            for boxes in by_page.values():
+                for i, a in enumerate(boxes):
+                    for b in boxes[i + 1:]:
+                        assert (a & b).is_empty or (a & b).get_area() == 0
+
+
+def test_layouts_and_figure_kinds(corpus):
+    _, truth = corpus
+    assert {p["layout"] for p in truth} == {"one-column", "two-column"}
+    assert {f["kind"] for _, f in floats(truth)} == {"raster", "vector", "table"}
+    widths = {round(rect(f["regionBoundary"]).width) for p, f in floats(truth)
+              if p["layout"] == "two-column" and f["figType"] == "Figure" and f["must_filter"] != "too_small"}
+    assert {243, 504} <= widths  # column-wide and page-wide figures in two-column papers
+    assert any(f["figType"] == "Table" for _, f in floats(truth))
+
+
+def test_filter_labels_match_rendered_regions(corpus):
+    folder, truth = corpus
+    seen = set()
+    for paper in truth:
+        with pymupdf.open(folder / paper["file"]) as doc:
+            for fig in paper["figures"]:
+                if fig["figType"] != "Figure":
+                    continue
+                gray = render_gray(doc[fig["page"]], rect(fig["regionBoundary"]))
+                var, small_side = laplacian_var(gray), min(gray.shape)
+                label = fig["must_filter"]
+                seen.add(label)
+                where = (paper["paper"], fig["name"], label, var, gray.shape)
+                if label == "blurry":
+                    assert var < 20 and small_side >= 100, where
+                elif label == "too_small":
+                    assert small_side < 100, where
+                else:
+                    assert var >= 100 and small_side >= 100, where
+    assert seen == {None, "blurry", "too_small"}
+
+
+def test_mentions(corpus):
+    folder, truth = corpus
+    forms = {"shows": 0, "figs_and": 0, "figs_range": 0, "panel_upper": 0, "panel_paren": 0, "table_paren": 0}
+    for paper in truth:
+        body = " ".join(p for s in paper["sections"] for p in s["paragraphs"])
+        with pymupdf.open(folder / paper["file"]) as doc:
+            text = dehyphenated_text(doc)
+        words = set(text.split())
+        shows = False
+        for fig in paper["figures"]:
+            assert fig["mentions"], (paper["paper"], fig["name"])
+            for sentence in fig["mentions"]:
+                assert sentence == norm(sentence) and sentence in body
+                assert (fig["figType"], fig["name"]) in references(sentence), sentence
+                missing = [w for w in sentence.split() if w not in words]
+                assert not missing, (paper["paper"], sentence, missing)
+                shows |= sentence.startswith(f"Figure {fig['name']} shows ")
+                forms["shows"] += sentence.startswith("Figure ")
+                forms["figs_and"] += bool(re.search(r"Figs\. \d+ and \d+", sentence))
+                forms["figs_range"] += bool(re.search(r"Figs\. \d+–\d+", sentence))
+                forms["panel_upper"] += bool(re.search(r"Fig\. \d+[AB]\b", sentence))
+                forms["panel_paren"] += bool(re.search(r"Fig\. \d+\([ab]\)", sentence))
+                forms["table_paren"] += "(Table 1)" in sentence
+                assert not sentence.startswith(("Figure 1.", "Table 1."))  # body sentences, not captions
+        assert shows, paper["paper"]
+    assert all(forms.values()), forms
+
+
+def test_hyphenated_line_ends_join_to_ground_truth_words(corpus):
+    folder, truth = corpus
+    joined = []
+    for paper in truth:
+        gt = paper["abstract"] + " " + " ".join(p for s in paper["sections"] for p in s["paragraphs"])
+        with pymupdf.open(folder / paper["file"]) as doc:
+            for page in doc:
+                for head, tail in re.findall(r"([a-z]+)-\n([a-z]+)", page.get_text()):
+                    assert head + tail in gt, (paper["paper"], head, tail)
+                    joined.append(head + tail)
+    assert len(joined) >= 5, joined
+
+
+def test_justified_body_lines_extract_as_single_lines(corpus):
+    """Word gaps of justified lines stay small enough that PyMuPDF keeps each body line whole."""
+    folder, truth = corpus
+    for paper in truth:
+        size = 9.0 if paper["layout"] == "two-column" else 10.0
+        with pymupdf.open(folder / paper["file"]) as doc:
+            for page in doc:
+                count: dict[tuple, int] = {}
+                for block in page.get_text("dict")["blocks"]:
+                    for line in block.get("lines", []):
+                        span = line["spans"][0]
+                        if span["size"] == size and span["font"] == "Helvetica":
+                            key = (round(span["origin"][1], 2), line["bbox"][0] < 300)
+                            count[key] = count.get(key, 0) + 1
+                assert count and max(count.values()) == 1, (paper["paper"], page.number)
