@@ -89,6 +89,7 @@ def to_markdown(doc: pymupdf.Document) -> str:
     running = running_lines(doc, pages_blocks)
     title_size = max((b.size for b in pages_blocks[0]), default=0.0) if pages_blocks else 0.0
     paragraphs: list[str] = []
+    last_body: int | None = None  # index of the last body paragraph (not a heading, not a caption)
     for page_no, blocks in enumerate(pages_blocks):
         page = doc[page_no]
         graphics = graphics_rects(page)
@@ -99,10 +100,14 @@ def to_markdown(doc: pymupdf.Document) -> str:
                 continue
             label = parse_label(block.text)
             is_caption = label is not None and label[2]
-            # text inside a figure (axis labels, legends) is not prose; captions and body-size paragraphs stay
+            # text inside a figure (axis labels, legends) is not prose; captions and body-size paragraphs stay.
+            # Axis titles sit just outside the drawn paths: small text within 12 pt of a graphic is the figure's too.
             if not is_caption and any(_inside(block.bbox, g) for g in graphics):
                 if block.size < body - 0.5 or block.chars < 120:
                     continue
+            if not is_caption and block.size < body - 0.5 and block.chars < 120 and any(
+                    _inside(block.bbox, pymupdf.Rect(g.x0 - 12, g.y0 - 12, g.x1 + 12, g.y1 + 12)) for g in graphics):
+                continue
             kept.append(block)
         for block in reading_order(kept, page.rect):
             label = parse_label(block.text)
@@ -117,16 +122,21 @@ def to_markdown(doc: pymupdf.Document) -> str:
             if heading:
                 level = "#" if page_no == 0 and block.size >= title_size - 0.1 and block.size > body + 2 else "##"
                 paragraphs.append(f"{level} {join_lines([ln.text for ln in block.lines])}")
+                last_body = None
                 continue
             for lines in ([[ln.text for ln in block.lines]] if is_caption else _paragraphs(block)):
                 text = join_lines(lines)
                 if not text:
                     continue
-                previous = paragraphs[-1] if paragraphs else ""
-                # a paragraph cut by a column or page break continues in lowercase: join it back
-                if (not is_caption and previous and not previous.startswith(("#", "Fig", "FIG", "Table", "TABLE"))
-                        and not _SENTENCE_END.search(previous) and text[:1].islower()):
-                    paragraphs[-1] = join_lines([previous, text])
+                if is_caption:
+                    paragraphs.append(text)
+                    continue
+                # a paragraph cut by a column or page break, or by a figure placed inside it, continues in
+                # lowercase: join it back to the last body paragraph (captions in between stay where they are)
+                previous = paragraphs[last_body] if last_body is not None else ""
+                if previous and not _SENTENCE_END.search(previous) and text[:1].islower():
+                    paragraphs[last_body] = join_lines([previous, text])
                 else:
                     paragraphs.append(text)
+                    last_body = len(paragraphs) - 1
     return "\n\n".join(paragraphs) + "\n"

@@ -106,3 +106,68 @@ def test_figures_filter_context_chain(pipeline):
     for row in context:
         for sentence in filter(None, row["mentions"].split("\n")):
             assert sentence not in row["caption"]
+
+
+def _truth(synth_pdfs):
+    import json
+
+    return {paper["paper"]: paper for paper in json.loads((synth_pdfs / "ground_truth.json").read_text())}
+
+
+def test_against_generated_ground_truth(pipeline, synth_pdfs):
+    """Regions, the blur/size filter and the mention sentences against the generator's exact ground truth."""
+    import re
+
+    from ldrt_hpc.pdf.evaluate import iou
+
+    cfg, _ = pipeline
+    truth = _truth(synth_pdfs)
+    figures = {(f["paper_id"], f["fig_type"], f["name"]): f for f in records(cfg, "figures") if f["paper_id"] in truth}
+    decisions = {(d["paper_id"], d["fig_type"], d["name"]): d for d in records(cfg, "filter") if d["paper_id"] in truth}
+    context = {(c["paper_id"], c["fig_type"], c["name"]): c for c in records(cfg, "context") if c["paper_id"] in truth}
+    expected = [(paper_id, item) for paper_id, paper in truth.items() for item in paper["figures"]]
+    assert len(figures) == len(expected)  # nothing missed, nothing extra
+    good_regions = 0
+    for paper_id, item in expected:
+        key = (paper_id, item["figType"], item["name"])
+        found = figures[key]
+        box = item["regionBoundary"]
+        region = pymupdf.Rect(*found["region_box"].tolist())
+        good_regions += iou(region, pymupdf.Rect(box["x1"], box["y1"], box["x2"], box["y2"])) >= 0.7
+        decision = decisions[key]
+        if item["figType"] == "Figure":
+            assert decision["reason"] == {None: "", "blurry": "blurry", "too_small": "too_small"}[item["must_filter"]], key
+        if decision["kept"]:
+            found_mentions = set(context[key]["mentions"].split("\n"))
+            norm = lambda text: re.sub(r"\s+", " ", text).strip()  # noqa: E731
+            missing = [m for m in item["mentions"] if norm(m) not in {norm(f) for f in found_mentions}]
+            assert not missing, (key, missing)
+    assert good_regions / len(expected) >= 0.95
+
+
+def test_markdown_against_generated_ground_truth(pipeline, synth_pdfs):
+    """Reading order (paragraphs whole, in order), hyphenation joined, headings marked, running headers and
+    page numbers dropped, captions kept as their own paragraphs."""
+    cfg, _ = pipeline
+    truth = _truth(synth_pdfs)
+    markdown = {r["paper_id"]: r["markdown"] for r in records(cfg, "convert") if r["paper_id"] in truth}
+    assert markdown.keys() == truth.keys()
+    whole = total = 0
+    for paper_id, paper in truth.items():
+        text = markdown[paper_id]
+        paragraphs = [p.strip() for p in text.split("\n\n")]
+        journal, authors = paper["running_header"]
+        assert journal not in text and authors not in paragraphs, paper_id  # the authors also appear in the body
+        assert not any(p.strip().isdigit() for p in paragraphs), paper_id  # page numbers
+        position = 0
+        for section in paper["sections"]:
+            heading = f"## {section['heading']}"
+            assert heading in paragraphs, (paper_id, heading)
+            assert paragraphs.index(heading) >= position, (paper_id, "heading order")
+            position = paragraphs.index(heading)
+            for paragraph in section["paragraphs"]:
+                total += 1
+                whole += paragraph in paragraphs
+        for item in paper["figures"]:
+            assert item["caption"] in paragraphs, (paper_id, item["caption"][:40])
+    assert whole / total >= 0.95, f"{whole}/{total} paragraphs converted whole and in order"
