@@ -7,7 +7,7 @@ STAMP := .make
 export OMP_NUM_THREADS ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup slurm slurm-stop test demo bench clean
+.PHONY: setup slurm slurm-stop test demo bench bench-preprocess clean
 
 setup: $(STAMP)/setup
 $(STAMP)/setup: setup.cfg pyproject.toml
@@ -28,10 +28,19 @@ slurm-stop:
 test: setup slurm
 	$(PYTHON) -m pytest -q
 
+DEMO_STAGES := ingest convert figures filter context
+
 demo: setup
 	$(PYTHON) -m ldrt_hpc.cli synth-corpus work/demo/pdfs --papers 12 --seed 0
-	$(PYTHON) -m ldrt_hpc.cli run ingest --config $(DEMO_CONFIG) --cluster $(CLUSTER) --wait
-	$(PYTHON) -m ldrt_hpc.cli verify ingest --config $(DEMO_CONFIG)
+	@for stage in $(DEMO_STAGES); do \
+	  $(PYTHON) -m ldrt_hpc.cli run $$stage --config $(DEMO_CONFIG) --cluster $(CLUSTER) --wait || exit 1; \
+	  $(PYTHON) -m ldrt_hpc.cli verify $$stage --config $(DEMO_CONFIG) || exit 1; \
+	done
+	$(PYTHON) -m ldrt_hpc.cli export figures work/demo/figures-export --config $(DEMO_CONFIG)
+
+bench-preprocess: setup
+	$(PYTHON) benchmarks/preprocess_throughput.py
+	$(PYTHON) benchmarks/figure_quality.py
 
 bench: setup slurm
 	$(PYTHON) benchmarks/launcher_overhead.py

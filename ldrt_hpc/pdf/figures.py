@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 import pymupdf
 
-from .layout import Block, body_size, page_graphics, parse_label, running_lines, text_blocks
+from .layout import CAPTION_LABEL, Block, body_size, page_graphics, parse_label, running_lines, text_blocks
 
 
 @dataclass
@@ -45,9 +47,9 @@ def _caption_lines(block: Block) -> tuple[str, pymupdf.Rect]:
         if line.bbox.y0 - previous.bbox.y1 > 0.8 * max(previous.bbox.height, 1) or abs(line.size - previous.size) > 1:
             break
         lines.append(line)
-    rect = pymupdf.Rect(lines[0].bbox)
+    rect = pymupdf.Rect(*lines[0].bbox)
     for line in lines[1:]:
-        rect |= line.bbox
+        rect |= pymupdf.Rect(*line.bbox)
     from .markdown import join_lines
 
     return join_lines([line.text for line in lines]), rect
@@ -214,15 +216,26 @@ def _beside(box, graphics, mid):
 
 
 def detect(doc: pymupdf.Document) -> list[Detection]:
-    """Every figure and table of the document (one detection per label, best occurrence)."""
-    pages_blocks = [text_blocks(page) for page in doc]
+    """Every figure and table of the document (one detection per label, best occurrence).
+
+    Only pages with a caption label are analysed (a quick look at their plain text blocks first): about half of
+    a paper's pages have none, and the full layout analysis is most of the cost."""
+    pages = []
+    for page in doc:
+        textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
+        plain = page.get_text("blocks", textpage=textpage)
+        if any(block[6] == 0 and CAPTION_LABEL.match(block[4]) for block in plain):
+            pages.append((page.number, text_blocks(page, textpage)))
+    if not pages:
+        return []
+    pages_blocks = [blocks for _, blocks in pages]
     body = body_size(pages_blocks)
-    running = running_lines(doc, pages_blocks)
+    running = running_lines(doc, pages_blocks, page_numbers=[number for number, _ in pages])
     found: dict[tuple[str, str], Detection] = {}
-    for page_no, blocks in enumerate(pages_blocks):
+    for index, (page_no, blocks) in enumerate(pages):
         kept = []
         for block_no, block in enumerate(blocks):
-            block.lines = [ln for i, ln in enumerate(block.lines) if (page_no, block_no, i) not in running]
+            block.lines = [ln for i, ln in enumerate(block.lines) if (index, block_no, i) not in running]
             if block.lines:
                 kept.append(block)
         for detection in detect_page(doc[page_no], kept, body, page_no):
@@ -232,15 +245,20 @@ def detect(doc: pymupdf.Document) -> list[Detection]:
     return sorted(found.values(), key=lambda d: (d.page, d.caption_box.y0, d.caption_box.x0))
 
 
-def render(page: pymupdf.Page, region: pymupdf.Rect, dpi: int) -> tuple[bytes, int, int]:
-    """The region as RGB PNG bytes. Encoded by OpenCV at compression level 1: MuPDF's default PNG deflate took
-    a quarter of the stage's time for files only ~15 % smaller."""
-    import cv2
-    import numpy as np
+def _png_params() -> list[int]:
+    """Fast PNG settings: deflate level 1 with the RLE strategy and the 'up' row filter (OpenCV >= 4.10) is
+    3x faster than MuPDF's default encoder on rendered pages and no larger (1.2 Mpx crop: 56 ms vs 190 ms)."""
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    return params
 
+
+def render(page: pymupdf.Page, region: pymupdf.Rect, dpi: int) -> tuple[bytes, int, int]:
+    """The region as RGB PNG bytes."""
     pixmap = page.get_pixmap(clip=region, dpi=dpi, alpha=False, colorspace=pymupdf.csRGB)
     image = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.height, pixmap.width, 3)
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), _png_params())
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return encoded.tobytes(), pixmap.width, pixmap.height
