@@ -124,6 +124,62 @@ class ClusterProfile(Strict):
 # Pipeline config: one section per stage
 
 
+class SearchConfig(Strict):
+    """The `search` stage: Semantic Scholar bulk search over the keyword list (one task: one API key's rate)."""
+
+    keywords: Path = Path("configs/keywords/ldrt.yaml")
+    """YAML file with the search strings (bulk-search syntax: + AND, | OR, - NOT, "phrases", prefix*)."""
+    base_url: str = "https://api.semanticscholar.org"
+    """API root (tests point it at a local server)."""
+    api_key_env: str = "S2_API_KEY"
+    """Name of the environment variable that holds the API key (the key itself is never written anywhere)."""
+    fields: list[str] = Field(default_factory=lambda: [
+        "paperId", "externalIds", "title", "abstract", "year", "isOpenAccess", "openAccessPdf", "publicationTypes",
+        "fieldsOfStudy", "venue"])
+    """Paper fields asked for."""
+    open_access_only: bool = True
+    """Ask only for papers with an open-access PDF (the `openAccessPdf` filter)."""
+    year: str | None = None
+    """Year filter, e.g. '2000-' or '1990-2024'."""
+    fields_of_study: list[str] = Field(default_factory=list)
+    """fieldsOfStudy filter, e.g. ['Medicine', 'Biology'] (empty: no filter)."""
+    requests_per_s: float = Field(1.0, gt=0)
+    """Request rate (about 1/s with a key)."""
+    max_retries: int = Field(6, ge=0)
+    """Retries of one request on 429, 5xx, timeouts, resets and malformed JSON."""
+    backoff_s: float = Field(1.0, ge=0)
+    """First retry delay; doubled each retry, with jitter."""
+    backoff_max_s: float = Field(60.0, ge=0)
+    """Cap of the retry delay."""
+    timeout_s: float = Field(30.0, gt=0)
+    """Read timeout of one request (connect timeout: 10 s)."""
+    max_pages_per_keyword: int | None = Field(None, ge=1)
+    """Stop a keyword after this many pages of 1000 (None: all)."""
+    enrich: bool = False
+    """Fill in missing fields of the unique papers through POST /paper/batch (<= 500 ids per call)."""
+
+
+class DownloadConfig(Strict):
+    """The `download` stage: fetch each unique paper's open-access PDF."""
+
+    num_shards: int = Field(4, ge=1)
+    """How many shards the unique papers are spread over."""
+    out_dir: Path | None = None
+    """Where the PDFs go (None: WORK/pdfs)."""
+    max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    """Larger downloads are abandoned (outcome too_large)."""
+    connect_timeout_s: float = Field(10.0, gt=0)
+    """Connect timeout of one download."""
+    read_timeout_s: float = Field(60.0, gt=0)
+    """Read timeout (between bytes) of one download."""
+    retries: int = Field(2, ge=0)
+    """Retries of a transient failure (timeout, reset, truncated body, 429, 5xx)."""
+    backoff_s: float = Field(2.0, ge=0)
+    """First retry delay; doubled each retry, with jitter."""
+    user_agent: str = "ldrt-hpc/0.1 (open-access research corpus builder)"
+    """User-Agent header of the downloads."""
+
+
 class IngestConfig(Strict):
     """The `ingest` stage: check every PDF and assign papers to shards."""
 
@@ -131,6 +187,8 @@ class IngestConfig(Strict):
     """Folder searched recursively for *.pdf files."""
     manifest: Path | None = None
     """Text file with one PDF path per line (instead of input_dir); relative lines are relative to the file."""
+    from_download: bool = False
+    """Take the PDFs that the `download` stage fetched (instead of input_dir or manifest)."""
     num_shards: int = Field(4, ge=1, le=1_000_000)
     """How many shards the papers are spread over (pinned in the stage's plan after the first run)."""
     max_pages: int = Field(2000, ge=1)
@@ -142,8 +200,8 @@ class IngestConfig(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "IngestConfig":
-        if (self.input_dir is None) == (self.manifest is None):
-            raise ValueError("set exactly one of input_dir and manifest")
+        if (self.input_dir is not None) + (self.manifest is not None) + self.from_download != 1:
+            raise ValueError("set exactly one of input_dir, manifest and from_download")
         return self
 
 
@@ -210,6 +268,10 @@ class SynthConfig(Strict):
 class StagesConfig(Strict):
     """Per-stage settings."""
 
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    """Settings of the `search` stage."""
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    """Settings of the `download` stage."""
     ingest: IngestConfig
     """Settings of the `ingest` stage."""
     convert: ConvertConfig = Field(default_factory=ConvertConfig)
@@ -289,6 +351,33 @@ def load_pipeline(path: str | os.PathLike, base: Path | None = None) -> Pipeline
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, exc)) from None
     return _resolve_paths(config, Path(base) if base else Path.cwd())
+
+
+class KeywordList(Strict):
+    """A keyword file (configs/keywords/*.yaml)."""
+
+    keywords: list[str] = Field(min_length=1)
+    """Search strings in the bulk-search query syntax, each used once."""
+
+    @field_validator("keywords")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        seen = set()
+        for keyword in value:
+            if not keyword.strip():
+                raise ValueError("an empty search string")
+            if keyword in seen:
+                raise ValueError(f"search string listed twice: {keyword}")
+            seen.add(keyword)
+        return value
+
+
+def load_keywords(path: str | os.PathLike) -> list[str]:
+    path = Path(path)
+    try:
+        return KeywordList.model_validate(read_yaml(path)).keywords
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
 
 
 def cluster_profile_path(name_or_path: str) -> Path:

@@ -31,6 +31,10 @@ def test_every_config_loads(path):
     assert path.read_text().startswith("# ldrt-hpc "), f"{path} must start with the command that uses it"
     if path.parent.name == "clusters":
         assert isinstance(load_cluster(str(path)), ClusterProfile)
+    elif path.parent.name == "keywords":
+        from ldrt_hpc.config import load_keywords
+
+        assert len(load_keywords(path)) >= 1
     else:
         assert isinstance(load_pipeline(path), PipelineConfig)
 
@@ -39,7 +43,8 @@ def test_every_field_has_a_doc():
     from ldrt_hpc import config
 
     for model in (config.Resources, config.ClusterProfile, config.IngestConfig, config.PipelineConfig,
-                  config.StagesConfig, config.SynthConfig):
+                  config.StagesConfig, config.SynthConfig, config.SearchConfig, config.DownloadConfig,
+                  config.ConvertConfig, config.FiguresConfig, config.FilterConfig, config.ContextConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no one-line doc"
 
@@ -70,7 +75,7 @@ def test_wrong_type_and_impossible_value(tmp_path):
 def test_missing_key_and_exclusive_sources(tmp_path):
     with pytest.raises(ConfigError, match=r"bad.yaml: work_dir: missing required key"):
         load_pipeline(_write(tmp_path, "stages:\n  ingest:\n    input_dir: x\n"))
-    with pytest.raises(ConfigError, match="exactly one of input_dir and manifest"):
+    with pytest.raises(ConfigError, match="exactly one of input_dir, manifest and from_download"):
         load_pipeline(_write(tmp_path, "work_dir: w\nstages:\n  ingest:\n    input_dir: x\n    manifest: m\n"))
 
 

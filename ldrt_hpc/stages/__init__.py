@@ -56,9 +56,10 @@ class Stage:
 
 
 def _registry() -> dict[str, Stage]:
-    from . import context, convert, figures, filter, ingest
+    from . import context, convert, download, figures, filter, ingest, search
 
-    return {stage.name: stage for stage in (ingest.STAGE, convert.STAGE, figures.STAGE, filter.STAGE, context.STAGE)}
+    stages = (search.STAGE, download.STAGE, ingest.STAGE, convert.STAGE, figures.STAGE, filter.STAGE, context.STAGE)
+    return {stage.name: stage for stage in stages}
 
 
 def downstream_planner(stage: str, reads: tuple[str, ...]):

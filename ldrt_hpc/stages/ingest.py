@@ -39,8 +39,30 @@ def paper_id_for(path: str) -> str:
     return _UNSAFE.sub("_", Path(path).stem).strip("._") or "paper"
 
 
-def list_inputs(cfg: IngestConfig) -> list[str]:
-    """Absolute paths of every input PDF, from the folder or the manifest."""
+def downloaded_pdfs(work_dir: Path) -> list[str]:
+    """Paths of the PDFs that the `download` stage fetched (every download shard must be complete)."""
+    from ..plan import PlanError, load_plan
+    from ..shards import ShardReader, is_complete, shard_path
+
+    stage_dir = work_dir / "download"
+    plan = load_plan(stage_dir)
+    if plan is None:
+        raise PlanError("stages.ingest.from_download: `download` has not run: run `ldrt-hpc run download` first")
+    missing = [i for i in range(plan.num_shards) if not is_complete(stage_dir, i)]
+    if missing:
+        raise PlanError(f"stages.ingest.from_download: download shards {missing} are not complete "
+                        "(`ldrt-hpc status download`, `ldrt-hpc rerun download`)")
+    paths = []
+    for index in range(plan.num_shards):
+        with ShardReader(shard_path(stage_dir, index)) as reader:
+            paths += [r["path"] for r in reader if r["path"]]
+    return sorted(paths)
+
+
+def list_inputs(cfg: IngestConfig, work_dir: Path | None = None) -> list[str]:
+    """Absolute paths of every input PDF, from the folder, the manifest or the download stage."""
+    if cfg.from_download:
+        return downloaded_pdfs(work_dir)
     if cfg.input_dir is not None:
         if not cfg.input_dir.is_dir():
             raise FileNotFoundError(f"stages.ingest.input_dir: {cfg.input_dir} is not a folder")
@@ -60,9 +82,9 @@ def list_inputs(cfg: IngestConfig) -> list[str]:
 
 def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
     count = num_shards or cfg.stages.ingest.num_shards
-    inputs = list_inputs(cfg.stages.ingest)
+    inputs = list_inputs(cfg.stages.ingest, cfg.work_dir)
     if not inputs:
-        where = cfg.stages.ingest.input_dir or cfg.stages.ingest.manifest
+        where = cfg.stages.ingest.input_dir or cfg.stages.ingest.manifest or "the download stage"
         raise FileNotFoundError(f"stages.ingest: no PDF files found in {where}")
     return Plan(stage="ingest", num_shards=count, upstream=(), assignments=assign(inputs, count))
 
