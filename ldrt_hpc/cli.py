@@ -148,6 +148,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_keywords(args) -> int:
+    from .harvest.keywords import generate_keywords
+
+    cfg = _config(args)
+    result = generate_keywords(cfg, args.count, Path(args.out))
+    print(f"wrote {result['kept']} new search strings to {args.out} for review (rejected: {result['rejected'] or 'none'})")
+    return 0
+
+
 def cmd_synth(args) -> int:
     from .synth import synth_corpus
 
@@ -203,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output folder")
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("keywords", help="keyword lists: `generate` asks the LLM for new search strings")
+    p.add_argument("action", choices=["generate"])
+    p.add_argument("--out", default="configs/keywords/generated.yaml", help="YAML written for review")
+    p.add_argument("--count", type=int, default=20, help="how many strings to ask for")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
+    p.set_defaults(func=cmd_keywords)
 
     p = sub.add_parser("synth-corpus", help="write a generated LDRT-like PDF corpus (the demo input)")
     p.add_argument("out", help="output folder")

