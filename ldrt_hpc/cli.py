@@ -139,9 +139,16 @@ def cmd_task(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_figures
+    from .export import export_figures, export_llava
 
     cfg = _config(args)
+    if args.what == "llava":
+        counts = export_llava(cfg.work_dir, Path(args.out), args.eval_share, args.seed)
+        total = counts["train"] + counts["eval"]
+        print(f"exported {counts['train']} train / {counts['eval']} eval samples "
+              f"({counts['eval'] / max(total, 1):.1%} eval; {counts['eval_papers']} of {counts['papers']} papers "
+              f"in eval, none in both) to {args.out}")
+        return 0
     counts = export_figures(cfg.work_dir, Path(args.out))
     print(f"exported {counts['figures']} figures/tables of {counts['papers']} papers ({counts['images']} PNG) to {args.out}"
           + (f"; {counts['incomplete_shards']} incomplete shards skipped" if counts["incomplete_shards"] else ""))
@@ -207,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-id", help="scheduler job id, recorded in the marker")
     p.add_argument("--force", action="store_true", help="run even if the shard is complete")
 
-    p = sub.add_parser("export", help="export a stage's shards: `figures` -> pdffigures2-style JSON + PNG")
-    p.add_argument("what", choices=["figures"], help="what to export")
+    p = sub.add_parser("export", help="`figures` -> pdffigures2-style JSON + PNG; `llava` -> train/eval JSON + images")
+    p.add_argument("what", choices=["figures", "llava"], help="what to export")
+    p.add_argument("--eval-share", type=float, default=0.03, help="llava: share of samples in eval (by paper)")
+    p.add_argument("--seed", type=int, default=0, help="llava: split seed")
     p.add_argument("out", help="output folder")
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
     p.set_defaults(func=cmd_export)

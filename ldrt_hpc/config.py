@@ -256,6 +256,27 @@ class ContextConfig(Strict):
     """At most this many mention sentences are kept per figure (in document order)."""
 
 
+class QAConfig(Strict):
+    """The `qa` stage: detailed descriptions and complex-reasoning Q&A written by the LLM from caption + mentions."""
+
+    prompts: Path = Path("configs/prompts/qa-v1.yaml")
+    """Versioned prompt file (system prompt, two task prompts, the 20 template questions)."""
+    tasks: list[Literal["description", "reasoning"]] = Field(default_factory=lambda: ["description", "reasoning"])
+    """Which samples to write per figure."""
+    temperature: float = Field(0.7, ge=0)
+    """Sampling temperature of the generator."""
+    max_tokens: int = Field(1024, ge=16)
+    """Longest generated answer, in tokens."""
+    max_attempts: int = Field(3, ge=1)
+    """Attempts per reasoning sample when the reply cannot be parsed (each failure is recorded)."""
+    min_words: int = Field(15, ge=1)
+    """Shorter outputs are dropped by the post-filter (reason too_short)."""
+    max_words: int = Field(600, ge=1)
+    """Longer outputs are dropped by the post-filter (reason too_long)."""
+    seed: int = 0
+    """Sampling seed (attempt k of a sample uses seed + k)."""
+
+
 class LLMConfig(Strict):
     """The LLM backend shared by keyword generation, QA generation and the judges."""
 
@@ -308,6 +329,8 @@ class StagesConfig(Strict):
     """Settings of the `filter` stage."""
     context: ContextConfig = Field(default_factory=ContextConfig)
     """Settings of the `context` stage."""
+    qa: QAConfig = Field(default_factory=QAConfig)
+    """Settings of the `qa` stage."""
 
 
 class PipelineConfig(Strict):

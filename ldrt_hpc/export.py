@@ -1,4 +1,4 @@
-"""Exports of stage shards to the formats other tools read."""
+"""Exports of stage shards to the formats other tools read: pdffigures2-style figures, LLaVA instruction data."""
 
 from __future__ import annotations
 
@@ -49,3 +49,49 @@ def _box(values) -> dict[str, float] | None:
     if len(values) != 4:
         return None
     return dict(zip(("x1", "y1", "x2", "y2"), values))
+
+
+def export_llava(work_dir: Path, out_dir: Path, eval_share: float = 0.03, seed: int = 0) -> dict[str, int]:
+    """LLaVA-format train.json / eval.json (+ images/) from the kept `qa` samples, split by paper.
+
+    Each entry: {"id", "image", "conversations": [{"from": "human", "value": "<image>\\n" + question},
+    {"from": "gpt", "value": answer}]}, which the official LLaVA training scripts read as they are."""
+    from .qa import split_papers
+
+    qa_dir, figures_dir = Path(work_dir) / "qa", Path(work_dir) / "figures"
+    plan = load_plan(qa_dir)
+    if plan is None:
+        raise FileNotFoundError(f"no qa stage in {work_dir}: run `ldrt-hpc run qa` first")
+    incomplete = [i for i in range(plan.num_shards) if not is_complete(qa_dir, i)]
+    if incomplete:
+        raise FileNotFoundError(f"qa shards {incomplete} are not complete: `ldrt-hpc status qa`")
+    samples: list[tuple[int, dict]] = []
+    for index in range(plan.num_shards):
+        with ShardReader(shard_path(qa_dir, index)) as reader:
+            samples += [(index, r) for r in reader if r["kept"]]
+    per_paper: dict[str, dict[str, int]] = defaultdict(dict)
+    for _, sample in samples:
+        per_paper[sample["paper_id"]][sample["task"]] = per_paper[sample["paper_id"]].get(sample["task"], 0) + 1
+    eval_papers = split_papers(per_paper, eval_share, seed)
+    images = out_dir / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    sets: dict[str, list] = {"train": [], "eval": []}
+    readers: dict[int, ShardReader] = {}
+    try:
+        for index, sample in samples:
+            name = f"{sample['paper_id']}-{sample['fig_type']}{sample['figure_name']}.png"
+            if not (images / name).exists():
+                if index not in readers:
+                    readers[index] = ShardReader(shard_path(figures_dir, index))
+                (images / name).write_bytes(readers[index][sample["figure_index"]]["png"])
+            entry = {"id": sample["sample_id"], "image": f"images/{name}", "conversations": [
+                {"from": "human", "value": "<image>\n" + sample["question"]},
+                {"from": "gpt", "value": sample["answer"]}]}
+            sets["eval" if sample["paper_id"] in eval_papers else "train"].append(entry)
+    finally:
+        for reader in readers.values():
+            reader.close()
+    for name, entries in sets.items():
+        (out_dir / f"{name}.json").write_text(json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
+    return {"train": len(sets["train"]), "eval": len(sets["eval"]), "eval_papers": len(eval_papers),
+            "papers": len(per_paper)}

@@ -8,6 +8,7 @@ which child finished first.
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import resource
@@ -40,6 +41,7 @@ def default_workers() -> int:
 
 
 def _child(func: Callable[[Any], Any], item: Any, conn, max_memory_mb: int | None) -> None:
+    faulthandler.disable()  # a parser crash is reported as an outcome; no interpreter dump in the job log
     try:
         if max_memory_mb:
             limit = max_memory_mb * 1024 * 1024

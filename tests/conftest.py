@@ -92,3 +92,9 @@ def run_inline(cfg, stage: str) -> list[dict]:
     plan = pin_plan(stage_dir(cfg, stage), wanted_plan(cfg, stage, None))
     frozen = freeze(cfg)
     return [run_shard(frozen, stage, index) for index in range(plan.num_shards)]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One folder for the converted embedded model per test session (the conversion takes ~30 s)."""
+    return tmp_path_factory.mktemp("models")

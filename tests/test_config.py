@@ -31,6 +31,10 @@ def test_every_config_loads(path):
     assert path.read_text().startswith("# ldrt-hpc "), f"{path} must start with the command that uses it"
     if path.parent.name == "clusters":
         assert isinstance(load_cluster(str(path)), ClusterProfile)
+    elif path.parent.name == "prompts":
+        from ldrt_hpc.qa import load_prompts
+
+        assert len(load_prompts(path).templates) == 20
     elif path.parent.name == "keywords":
         from ldrt_hpc.config import load_keywords
 
@@ -44,7 +48,8 @@ def test_every_field_has_a_doc():
 
     for model in (config.Resources, config.ClusterProfile, config.IngestConfig, config.PipelineConfig,
                   config.StagesConfig, config.SynthConfig, config.SearchConfig, config.DownloadConfig,
-                  config.ConvertConfig, config.FiguresConfig, config.FilterConfig, config.ContextConfig, config.LLMConfig):
+                  config.ConvertConfig, config.FiguresConfig, config.FilterConfig, config.ContextConfig, config.LLMConfig,
+                  config.QAConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no one-line doc"
 

@@ -56,9 +56,10 @@ class Stage:
 
 
 def _registry() -> dict[str, Stage]:
-    from . import context, convert, download, figures, filter, ingest, search
+    from . import context, convert, download, figures, filter, ingest, qa, search
 
-    stages = (search.STAGE, download.STAGE, ingest.STAGE, convert.STAGE, figures.STAGE, filter.STAGE, context.STAGE)
+    stages = (search.STAGE, download.STAGE, ingest.STAGE, convert.STAGE, figures.STAGE, filter.STAGE, context.STAGE,
+              qa.STAGE)
     return {stage.name: stage for stage in stages}
 
 

@@ -18,10 +18,10 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="session")
-def embedded(tmp_path_factory):
+def embedded(model_cache):
     pytest.importorskip("transformers")
     try:
-        return make_backend(LLMConfig(batch_size=3, cache_dir=tmp_path_factory.mktemp("models")))
+        return make_backend(LLMConfig(batch_size=3, cache_dir=model_cache))
     except BackendUnavailable as exc:
         pytest.skip(str(exc))
 
