@@ -31,7 +31,7 @@ slurm-stop:
 test: setup slurm
 	$(PYTHON) -m pytest -q
 
-DEMO_STAGES := ingest convert figures filter context
+DEMO_STAGES := ingest convert figures filter context qa
 
 demo: setup
 	$(PYTHON) -m ldrt_hpc.cli synth-corpus work/demo/pdfs --papers 12 --seed 0
@@ -40,6 +40,7 @@ demo: setup
 	  $(PYTHON) -m ldrt_hpc.cli verify $$stage --config $(DEMO_CONFIG) || exit 1; \
 	done
 	$(PYTHON) -m ldrt_hpc.cli export figures work/demo/figures-export --config $(DEMO_CONFIG)
+	$(PYTHON) -m ldrt_hpc.cli export llava work/demo/llava --config $(DEMO_CONFIG)
 
 bench-preprocess: setup
 	$(PYTHON) benchmarks/preprocess_throughput.py

@@ -121,3 +121,29 @@ def test_embedded_model_writes_samples(upstream, model_cache):
     for sample in samples:
         assert sample["generator"] == "transformers:embedded:smollm2-135m-instruct" and sample["answer"]
         assert sample["kept"] or sample["reason"]
+
+
+@pytest.mark.slurm
+def test_qa_as_slurm_array_tasks(slurm, synth_pdfs, tmp_path):
+    """QA shards as real Slurm array tasks with the localslurm 'gpu' class (mapped to a CPU slot here)."""
+    import yaml
+
+    from ldrt_hpc.launch import stage_status, submit, wait
+
+    with ScriptedChatServer([GOOD_DESCRIPTION, GOOD_REASONING]) as server:
+        config = write_config(tmp_path, synth_pdfs, num_shards=2, cluster="localslurm")
+        data = yaml.safe_load(config.read_text())
+        data["llm"] = {"backend": "openai", "model": "scripted", "base_url": server.base_url}
+        config.write_text("# ldrt-hpc run qa --config pipeline.yaml (test)\n" + yaml.safe_dump(data))
+        cfg = load_pipeline(config, base=REPO)
+        for stage in ("ingest", "convert", "figures", "filter", "context"):
+            run_inline(cfg, stage)
+        slurm.append((cfg, "qa"))
+        result = submit(cfg, "qa")
+        assert result.shards == [0, 1] and "#SBATCH --mem=4096M" in result.script  # the profile's gpu class
+        rows = wait(cfg, "qa", timeout_s=300)
+        assert [r.state for r in rows] == ["done", "done"] and rows[0].job_id == result.job_ids[0]
+        assert len(server.requests) == 2 * sum(1 for _ in iter_stage(stage_dir(cfg, "context"), [0, 1]))
+    samples = list(iter_stage(stage_dir(cfg, "qa"), [0, 1]))
+    assert samples and all(s["generator"] == "openai:scripted" and s["kept"] for s in samples)
+    assert [r.state for r in stage_status(cfg, "qa")] == ["done", "done"]
