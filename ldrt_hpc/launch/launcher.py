@@ -316,7 +316,7 @@ def _run_local(executor, config_path: str, stage: str, shards: list[int], parall
 
 
 def wanted_plan(cfg: PipelineConfig, stage_name: str, num_shards: int | None) -> Plan:
-    return get_stage(stage_name).make_plan(cfg, num_shards)
+    return get_stage(stage_name).plan(cfg, num_shards)
 
 
 def submit(

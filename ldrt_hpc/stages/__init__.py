@@ -50,9 +50,17 @@ class Stage:
     resource_class: str
     reads: tuple[str, ...]
     """Stages whose shard i this stage's shard i reads."""
-    make_plan: Callable[[PipelineConfig, int | None], Plan]
-    """Build the wanted plan from the config (and an explicit shard count, if given)."""
     run: Callable[[Shard, PipelineConfig], dict[str, Any]]
+    make_plan: Callable[[PipelineConfig, int | None], Plan] | None = None
+    """Build the wanted plan from the config (and an explicit shard count, if given); None for a stage that
+    reads other stages: the same shard count, shard i reads shard i."""
+
+    def plan(self, cfg: PipelineConfig, num_shards: int | None) -> Plan:
+        if self.make_plan is not None:
+            return self.make_plan(cfg, num_shards)
+        from ..plan import downstream_plan
+
+        return downstream_plan(self.name, self.reads, {name: cfg.work_dir / name for name in self.reads}, num_shards)
 
 
 def _registry() -> dict[str, Stage]:
@@ -61,16 +69,6 @@ def _registry() -> dict[str, Stage]:
     stages = (search.STAGE, download.STAGE, ingest.STAGE, convert.STAGE, figures.STAGE, filter.STAGE, context.STAGE,
               qa.STAGE)
     return {stage.name: stage for stage in stages}
-
-
-def downstream_planner(stage: str, reads: tuple[str, ...]):
-    """make_plan for a stage that reads other stages: same shard count, shard i reads shard i."""
-    from ..plan import downstream_plan
-
-    def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
-        return downstream_plan(stage, reads, {name: cfg.work_dir / name for name in reads}, num_shards)
-
-    return make_plan
 
 
 STAGES: dict[str, Stage] = _registry()

@@ -7,12 +7,12 @@ from typing import Any
 from ..config import PipelineConfig
 from ..shards import Schema
 from ..text import mentioning_sentences
-from . import Shard, Stage, downstream_planner
+from . import Shard, Stage
 
 SCHEMA = Schema(
     version=1,
     fields={
-        "paper_id": "str", "name": "str", "fig_type": "str", "figure_index": "int64", "caption": "str",
+        "paper_id": "str", "name": "str", "fig_type": "str", "figure_index": "int64", "page": "int64", "caption": "str",
         "mentions": "str", "mention_count": "int64",
     },
 )
@@ -39,7 +39,7 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
             counts["with_mentions"] += bool(sentences)
             counts["sentences"] += len(sentences)
             shard.write({"paper_id": decision["paper_id"], "name": decision["name"], "fig_type": decision["fig_type"],
-                         "figure_index": decision["figure_index"], "caption": figure["caption"],
+                         "figure_index": decision["figure_index"], "page": figure["page"], "caption": figure["caption"],
                          "mentions": "\n".join(sentences), "mention_count": len(sentences)})
     return counts
 
@@ -50,6 +50,5 @@ STAGE = Stage(
     schema=SCHEMA,
     resource_class="cpu",
     reads=("convert", "figures", "filter"),
-    make_plan=downstream_planner("context", ("convert", "figures", "filter")),
     run=run,
 )

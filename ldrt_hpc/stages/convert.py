@@ -12,7 +12,7 @@ from ..config import ConvertConfig, PipelineConfig
 from ..isolate import run_isolated
 from ..pdf.markdown import to_markdown
 from ..shards import Schema
-from . import Shard, Stage, downstream_planner
+from . import Shard, Stage
 
 SCHEMA = Schema(
     version=1,
@@ -101,6 +101,5 @@ STAGE = Stage(
     schema=SCHEMA,
     resource_class="cpu",
     reads=("ingest",),
-    make_plan=downstream_planner("convert", ("ingest",)),
     run=run,
 )

@@ -17,7 +17,7 @@ from ..config import FiguresConfig, PipelineConfig
 from ..isolate import run_isolated
 from ..pdf.figures import detect, render
 from ..shards import Schema
-from . import Shard, Stage, downstream_planner
+from . import Shard, Stage
 from .convert import BackendUnavailable
 
 SCHEMA = Schema(
@@ -119,6 +119,5 @@ STAGE = Stage(
     schema=SCHEMA,
     resource_class="cpu",
     reads=("ingest",),
-    make_plan=downstream_planner("figures", ("ingest",)),
     run=run,
 )

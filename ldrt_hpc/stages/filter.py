@@ -10,7 +10,7 @@ import numpy as np
 
 from ..config import FilterConfig, PipelineConfig
 from ..shards import Schema
-from . import Shard, Stage, downstream_planner
+from . import Shard, Stage
 
 SCHEMA = Schema(
     version=1,
@@ -65,6 +65,5 @@ STAGE = Stage(
     schema=SCHEMA,
     resource_class="cpu",
     reads=("figures",),
-    make_plan=downstream_planner("filter", ("figures",)),
     run=run,
 )

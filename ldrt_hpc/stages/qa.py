@@ -15,12 +15,13 @@ from ..config import PipelineConfig, config_hash
 from ..llm import Sampling, make_backend
 from ..qa import FilterRules, ParseError, TemplateMatcher, load_prompts, messages, parse_reasoning, post_filter
 from ..shards import Schema
-from . import Shard, Stage, downstream_planner
+from . import Shard, Stage
 
 SCHEMA = Schema(
     version=1,
     fields={
         "sample_id": "str", "paper_id": "str", "figure_name": "str", "fig_type": "str", "figure_index": "int64",
+        "page": "int64",
         "task": "str", "question": "str", "answer": "str", "template_index": "int64", "template_score": "float64",
         "kept": "bool", "reason": "str", "attempts": "int64", "prompt_version": "str", "generator": "str",
         "config_hash": "str",
@@ -74,7 +75,8 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
                 counts["completion_tokens"] += output.completion_tokens
                 record = {"sample_id": f"{figure['paper_id']}:{figure['fig_type']}{figure['name']}:{task}",
                           "paper_id": figure["paper_id"], "figure_name": figure["name"], "fig_type": figure["fig_type"],
-                          "figure_index": figure["figure_index"], "task": task, "template_index": -1,
+                          "figure_index": figure["figure_index"], "page": figure["page"], "task": task,
+                          "template_index": -1,
                           "template_score": 0.0, "attempts": attempt, **provenance}
                 if task == "description":
                     template, score = matcher.best(output.text)
@@ -123,6 +125,5 @@ STAGE = Stage(
     schema=SCHEMA,
     resource_class="gpu",
     reads=("context",),
-    make_plan=downstream_planner("qa", ("context",)),
     run=run,
 )

@@ -251,3 +251,34 @@ def test_search_download_ingest_chain_keeps_the_key_secret(server, tmp_path, pdf
     redone = [r for r in iter_stage(cfg.work_dir / "download", [0]) if r["path"]]
     assert redone and all(r["outcome"] == "cached" and r["attempts"] == 0 for r in redone)
     assert sum(r["path"] in good_paths for r in server.requests) == pdf_requests  # verified PDFs are not fetched again
+
+
+def test_rate_limit_spaces_requests(server):
+    import time
+
+    three_pages(server)
+    s2 = client(server, requests_per_s=10)
+    started = time.monotonic()
+    list(s2.bulk_search("ldrt", ["paperId"]))
+    assert time.monotonic() - started >= 0.2  # three requests at 10/s: at least two intervals of 0.1 s
+
+
+def test_search_stage_enriches_through_batch(server, tmp_path):
+    """`enrich: true` fills missing fields (here the PDF link) through POST /paper/batch."""
+    from ldrt_hpc.config import load_pipeline
+    from ldrt_hpc.shards import iter_stage
+    from tests.conftest import run_inline
+
+    server.add_bulk_page("ldrt", None, {"total": 2, "token": None, "data": [paper(1, url="http://x/1.pdf"),
+                                                                            {"paperId": "p0002"}]})
+    server.add_batch_papers({"p0002": {"paperId": "p0002", "openAccessPdf": {"url": "http://x/2.pdf", "status": "GREEN"},
+                                       "title": "Enriched"}})
+    config = write_config(tmp_path, server.base_url, ["ldrt"])
+    data = yaml.safe_load(config.read_text())
+    data["stages"]["search"]["enrich"] = True
+    config.write_text("# ldrt-hpc run search (test)\n" + yaml.safe_dump(data))
+    cfg = load_pipeline(config)
+    run_inline(cfg, "search")
+    records = {r["paper_id"]: r for r in iter_stage(cfg.work_dir / "search", [0])}
+    assert records["p0002"]["pdf_url"] == "http://x/2.pdf" and records["p0002"]["title"] == "Enriched"
+    assert json.loads(next(r for r in server.requests if r["method"] == "POST")["body"])["ids"] == ["p0002"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pymupdf
 import pytest
 
@@ -171,3 +173,40 @@ def test_markdown_against_generated_ground_truth(pipeline, synth_pdfs):
         for item in paper["figures"]:
             assert item["caption"] in paragraphs, (paper_id, item["caption"][:40])
     assert whole / total >= 0.95, f"{whole}/{total} paragraphs converted whole and in order"
+
+
+def test_backends_that_cannot_run_here_say_what_is_missing(tmp_path):
+    from ldrt_hpc.config import ConvertConfig, FiguresConfig
+    from ldrt_hpc.stages.convert import BackendUnavailable, check_backend
+    from ldrt_hpc.stages.figures import check_pdffigures2
+
+    with pytest.raises(BackendUnavailable, match="marker-pdf package"):
+        check_backend(ConvertConfig(backend="marker"))
+    with pytest.raises(BackendUnavailable, match="needs Java: 'no-such-java' is not on PATH"):
+        check_pdffigures2(FiguresConfig(backend="pdffigures2", java="no-such-java"))
+    with pytest.raises(BackendUnavailable, match="pdffigures2_jar=.*missing.jar does not exist"):
+        check_pdffigures2(FiguresConfig(backend="pdffigures2", pdffigures2_jar=tmp_path / "missing.jar"))
+
+
+def test_pymupdf4llm_backend(synth_pdfs):
+    pytest.importorskip("pymupdf4llm")
+    from ldrt_hpc.stages.convert import convert_pdf
+
+    markdown, pages = convert_pdf(str(sorted(synth_pdfs.glob("*.pdf"))[0]), "pymupdf4llm")
+    assert pages >= 2 and "Figure 1" in markdown and "Introduction" in markdown
+
+
+def test_export_figures_is_pdffigures2_shaped(pipeline, tmp_path):
+    import json
+
+    from ldrt_hpc.export import export_figures
+
+    cfg, _ = pipeline
+    counts = export_figures(cfg.work_dir, tmp_path / "out")
+    assert counts["figures"] == len(records(cfg, "figures")) and counts["incomplete_shards"] == 0
+    entries = json.loads(next((tmp_path / "out").glob("synth-*.json")).read_text())
+    for entry in entries:
+        assert set(entry) == {"name", "figType", "page", "caption", "captionBoundary", "regionBoundary", "imageText",
+                              "renderDpi", "renderURL"}
+        assert entry["figType"] in ("Figure", "Table") and set(entry["captionBoundary"]) == {"x1", "y1", "x2", "y2"}
+        assert Path(entry["renderURL"]).read_bytes().startswith(b"\x89PNG") and entry["renderDpi"] == 150
