@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -131,9 +130,8 @@ def pin_plan(stage_dir: Path, wanted: Plan, replan: bool = False) -> Plan:
         return pinned
     if pinned is not None and replan:
         _move_aside(stage_dir)
+    from .shards import atomic_write_text
+
     stage_dir.mkdir(parents=True, exist_ok=True)
-    path = plan_path(stage_dir)
-    tmp = path.with_name(f"plan.json.tmp-{os.getpid()}")
-    tmp.write_text(wanted.to_json())
-    os.replace(tmp, path)
+    atomic_write_text(plan_path(stage_dir), wanted.to_json())
     return wanted

@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import PipelineConfig, config_hash, load_pipeline
 from .plan import PlanError, load_plan
-from .shards import ShardWriter, _atomic_write_text, is_complete, read_marker, shard_name, shard_path
+from .shards import ShardWriter, atomic_write_text, is_complete, read_marker, shard_name, shard_path
 from .stages import Shard, get_stage
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def run_shard(
             "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "duration_s": round(time.time() - started, 3),
         }
-        _atomic_write_text(failure_path(directory, index), json.dumps(record, indent=1) + "\n")
+        atomic_write_text(failure_path(directory, index), json.dumps(record, indent=1) + "\n")
         raise
     failure_path(directory, index).unlink(missing_ok=True)
     log.info("%s shard %d: %d items, %d quarantined", stage_name, index, marker["item_count"], marker["quarantined_count"])

@@ -87,7 +87,7 @@ def marker_path(stage_dir: Path, index: int) -> Path:
     return Path(stage_dir) / f"{shard_name(index)}.done.json"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
     with open(tmp, "w") as handle:
         handle.write(text)
@@ -256,7 +256,7 @@ class ShardWriter:
             "sha256": file_sha256(self.path),
             "stats": dict(stats or {}),
         }
-        _atomic_write_text(self.marker, json.dumps(marker, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(self.marker, json.dumps(marker, indent=1, sort_keys=True) + "\n")
         self.committed = True
         return marker
 

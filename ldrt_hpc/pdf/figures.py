@@ -117,14 +117,19 @@ def detect_page(
             x0, x1 = left, right
         directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
         region = None
-        # graphics first, in the preferred direction, then the other; text cells (tables only) last
+        # graphics first, then text cells (tables only), then anything in the area. Both directions are tried:
+        # the region that starts closer to the caption wins (a tie goes to the usual side: above for figures,
+        # below for tables), so a table set above its caption is not confused with whatever follows below.
         for cells in ("graphics", "cells", "anywhere") if fig_type == "Table" else ("graphics", "anywhere"):
-            for direction in directions:
-                region = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes, body,
-                                 cells, fig_type)
-                if region is not None:
-                    break
-            if region is not None:
+            found = []
+            for rank, direction in enumerate(directions):
+                candidate = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes,
+                                    body, cells, fig_type)
+                if candidate is not None:
+                    gap = box.y0 - candidate.y1 if direction == "above" else candidate.y0 - box.y1
+                    found.append((max(gap, 0.0) + rank * 6.0, rank, candidate))
+            if found:
+                region = min(found, key=lambda item: item[:2])[2]
                 break
         if region is None and fig_type == "Figure":
             region = _beside(box, graphics, mid)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from tqdm import tqdm
 from ..config import PipelineConfig, load_keywords
 from ..harvest.s2 import S2Client
 from ..plan import Plan
-from ..shards import Schema
+from ..shards import Schema, atomic_write_text
 from . import Shard, Stage
 
 SCHEMA = Schema(
@@ -37,12 +36,6 @@ def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
         raise ValueError("search runs as one task (one API key, one rate limit): --num-shards must be 1")
     keywords = load_keywords(cfg.stages.search.keywords)
     return Plan(stage="search", num_shards=1, upstream=(), assignments=(tuple(keywords),))
-
-
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def search_keyword(client: S2Client, keyword: str, state_dir: Path, cfg) -> list[dict]:
@@ -64,7 +57,7 @@ def search_keyword(client: S2Client, keyword: str, state_dir: Path, cfg) -> list
             state.update(token=token, pages=state["pages"] + 1, done=token is None)
             if cfg.max_pages_per_keyword and state["pages"] >= cfg.max_pages_per_keyword:
                 state["done"] = True
-            _atomic_json(state_path, state)
+            atomic_write_text(state_path, json.dumps(state))
             if state["done"]:
                 break
     papers: list[dict] = []
