@@ -102,6 +102,8 @@ def run_isolated(
                     else:
                         outcome = Outcome(item, False, reason=status, detail=f"{value}\n{detail}".strip())
                 elif not process.is_alive():
+                    if conn.poll():  # the result arrived between the poll above and the exit
+                        continue
                     outcome = Outcome(item, False, reason="crashed", detail=_exit_reason(process.exitcode))
                 elif now - started > timeout_s:
                     process.kill()

@@ -27,6 +27,8 @@ class Plan:
     """The stages whose shard i is the input of this stage's shard i (empty for a stage that reads files)."""
     assignments: tuple[tuple[str, ...], ...] | None
     """For a stage that reads files: the inputs of each shard."""
+    upstream_fingerprint: str | None = None
+    """Hash of the upstream plans this plan was made against: a re-planned upstream makes it stale."""
 
     def inputs(self, index: int) -> tuple[str, ...]:
         if self.assignments is None:
@@ -40,6 +42,7 @@ class Plan:
             "upstream": list(self.upstream),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "assignments": None if self.assignments is None else [list(a) for a in self.assignments],
+            "upstream_fingerprint": self.upstream_fingerprint,
         }
         return json.dumps(payload, indent=None, separators=(",", ":")) + "\n"
 
@@ -52,6 +55,7 @@ class Plan:
             num_shards=int(data["num_shards"]),
             upstream=tuple(data.get("upstream") or ()),
             assignments=None if assignments is None else tuple(tuple(a) for a in assignments),
+            upstream_fingerprint=data.get("upstream_fingerprint"),
         )
 
 
@@ -105,7 +109,27 @@ def downstream_plan(stage: str, upstream: tuple[str, ...], stage_dirs: dict[str,
     if num_shards is not None and num_shards != count:
         raise PlanError(f"stage '{stage}' reads shard i of {', '.join(upstream)}: it has {count} shards, "
                         f"not {num_shards} (re-plan the first stage to change the count)")
-    return Plan(stage=stage, num_shards=count, upstream=upstream, assignments=None)
+    return Plan(stage=stage, num_shards=count, upstream=upstream, assignments=None,
+                upstream_fingerprint=upstream_fingerprint([stage_dirs[name] for name in upstream]))
+
+
+def upstream_fingerprint(upstream_dirs: list[Path]) -> str:
+    """A hash of the upstream stages' plan files (a re-plan writes a new file, with a new creation time)."""
+    digest = hashlib.sha256()
+    for directory in upstream_dirs:
+        path = plan_path(directory)
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()[:16]
+
+
+def check_upstream(stage_dir: Path, pinned: Plan, upstream_dirs: list[Path]) -> None:
+    """Refuse a plan made against upstream plans that have since been replaced."""
+    if pinned.upstream_fingerprint and pinned.upstream_fingerprint != upstream_fingerprint(upstream_dirs):
+        raise PlanError(
+            f"stage '{pinned.stage}' was planned against an earlier plan of {', '.join(pinned.upstream)}, which has "
+            f"been re-planned since ({plan_path(stage_dir)}): its shards would mix old and new inputs. "
+            f"Run `ldrt-hpc run {pinned.stage} --replan` (its old shards move aside)."
+        )
 
 
 def check_shard_count(stage_dir: Path, pinned: Plan, wanted: int | None) -> None:

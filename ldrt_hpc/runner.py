@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import PipelineConfig, config_hash, load_pipeline
-from .plan import PlanError, load_plan
+from .plan import PlanError, check_upstream, load_plan
 from .shards import ShardWriter, atomic_write_text, is_complete, read_marker, shard_name, shard_path
 from .stages import Shard, get_stage
 
@@ -49,6 +49,7 @@ def run_shard(
     plan = load_plan(directory)
     if plan is None:
         raise PlanError(f"stage '{stage_name}' has no plan in {directory}: submit it with `ldrt-hpc run {stage_name}`")
+    check_upstream(directory, plan, [stage_dir(cfg, name) for name in plan.upstream])  # a job queued before a re-plan
     if not 0 <= index < plan.num_shards:
         raise PlanError(f"shard {index} is outside the plan of '{stage_name}' (0..{plan.num_shards - 1})")
     if not force and is_complete(directory, index):

@@ -96,6 +96,26 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_jsonl_log(path: Path) -> list:
+    """The records of an append-only JSON-lines log (resume state). A last line cut short by a killed writer is
+    dropped and truncated away, so that the next append starts on a clean line."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records, good_end = [], 0
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is unfinished, even if it parses
+        try:
+            if line.strip():
+                records.append(json.loads(line))
+        except ValueError:
+            break
+        good_end += len(line) + 1
+    if good_end < len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(good_end)
+    return records
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -45,3 +45,18 @@ def test_unreadable_plan_is_a_clear_error(tmp_path):
     (tmp_path / "plan.json").write_text("{not json")
     with pytest.raises(PlanError, match="plan.json: unreadable plan"):
         load_plan(tmp_path)
+
+
+def test_downstream_plan_goes_stale_when_upstream_is_replanned(tmp_path):
+    from ldrt_hpc.plan import check_upstream, downstream_plan
+
+    up, down = tmp_path / "ingest", tmp_path / "convert"
+    pin_plan(up, Plan("ingest", 2, (), assign(["a", "b"], 2)))
+    planned = pin_plan(down, downstream_plan("convert", ("ingest",), {"ingest": up}, None))
+    assert planned.num_shards == 2 and planned.upstream_fingerprint
+    check_upstream(down, load_plan(down), [up])  # unchanged: fine
+    pin_plan(up, Plan("ingest", 4, (), assign(["a", "b", "c"], 4)), replan=True)
+    with pytest.raises(PlanError, match=r"planned against an earlier plan of ingest.*--replan"):
+        check_upstream(down, load_plan(down), [up])
+    with pytest.raises(PlanError, match="it has 4 shards, not 2"):
+        downstream_plan("convert", ("ingest",), {"ingest": up}, 2)

@@ -183,3 +183,15 @@ def test_marker_must_match_the_file(tmp_path):
     # a rewritten shard replaces the marker: it never describes an older file
     write_shard(tmp_path, make_records(2))
     assert read_marker(tmp_path, 0)["item_count"] == 2 and verify_shard(tmp_path, 0).ok
+
+
+def test_jsonl_log_drops_a_cut_line(tmp_path):
+    from ldrt_hpc.shards import read_jsonl_log
+
+    log = tmp_path / "progress.jsonl"
+    assert read_jsonl_log(log) == []
+    log.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": [1, 2')
+    assert read_jsonl_log(log) == [{"a": 1}, {"b": 2}]
+    assert log.read_bytes() == b'{"a": 1}\n{"b": 2}\n'  # the next append starts on a clean line
+    log.write_bytes(b'{"a": 1}\n{"b": 2}')  # parses, but no newline: the writer did not finish
+    assert read_jsonl_log(log) == [{"a": 1}] and log.read_bytes() == b'{"a": 1}\n'

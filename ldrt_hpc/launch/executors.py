@@ -20,7 +20,9 @@ from .pbs import PBSExecutor, _make_pbs_string
 def _setup(profile: ClusterProfile, resources: Resources) -> list[str]:
     # one BLAS/OpenMP thread per allotted core: N processes x default threads oversubscribe a node badly
     threads = [f"export OMP_NUM_THREADS={resources.cpus_per_task}"] if "OMP_NUM_THREADS" not in profile.exports else []
-    return profile.setup_lines() + threads
+    # parser processes per task (ldrt_hpc.isolate): the CPUs the task was given, not every CPU of the node
+    workers = [f"export LDRT_WORKERS={resources.cpus_per_task * resources.tasks_per_node}"]
+    return profile.setup_lines() + threads + workers
 
 
 def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: str) -> dict[str, Any]:
@@ -64,7 +66,7 @@ def pbs_parameters(profile: ClusterProfile, resources: Resources, job_name: str)
     if resources.tasks_per_node > 1:
         params["mpiprocs"] = resources.tasks_per_node
     if resources.mem_gb:
-        params["mem"] = f"{int(resources.mem_gb)}gb"
+        params["mem"] = f"{int(round(resources.mem_gb * 1024))}mb"  # mem_gb may be fractional
     if resources.partition:
         params["queue"] = resources.partition
     if profile.account:

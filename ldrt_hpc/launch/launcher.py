@@ -24,7 +24,7 @@ from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm import tqdm
 
 from ..config import ClusterProfile, PipelineConfig, freeze, load_cluster
-from ..plan import Plan, PlanError, check_shard_count, load_plan, pin_plan
+from ..plan import Plan, PlanError, check_shard_count, check_upstream, load_plan, pin_plan
 from ..runner import read_failure, stage_dir
 from ..shards import is_complete, read_marker
 from ..stages import get_stage
@@ -32,7 +32,8 @@ from .executors import job_script, make_executor
 from .pbs import PBSInfoWatcher
 from .task import run_shard_task
 
-ACTIVE = ("pending", "running")
+ACTIVE = ("pending", "running", "unknown")
+"""States never submitted again; 'unknown': the scheduler could not be asked (a shard may still be running)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def latest_records(cfg: PipelineConfig, stage: str) -> dict[int, dict]:
 class ShardStatus:
     shard: int
     state: str
-    """done / failed / running / pending / missing."""
+    """done / failed / running / pending / missing, or unknown when the scheduler could not be asked."""
     job_id: str | None = None
     scheduler: str | None = None
     items: int | None = None
@@ -126,7 +127,12 @@ def _slurm_states(job_ids: list[str]) -> dict[str, str]:
     watcher = SlurmInfoWatcher(delay_s=600)  # a private watcher: one sacct call for every array in the list
     for job_id in job_ids:
         watcher.register_job(job_id)
-    watcher.update()
+    command = watcher._make_command()
+    try:  # run sacct here rather than through watcher.update(), which swallows its failures
+        output = subprocess.run(command, capture_output=True, timeout=120, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {job_id: "QUERY_FAILED" for job_id in job_ids}
+    watcher._info_dict.update(watcher.read_info(output))
     states = {job_id: watcher.get_state(job_id, mode="cache").split(" ")[0] for job_id in job_ids}
     # An array task cancelled while pending never gets an accounting record, and slurmctld drops it at once:
     # when sacct lists other tasks of the same array but not this one, it is gone, not "not yet listed".
@@ -149,8 +155,9 @@ def _pbs_states(job_ids: list[str]) -> dict[str, str]:
     watcher = PBSInfoWatcher(delay_s=600)
     for job_id in job_ids:
         watcher.register_job(job_id)
-    watcher.update()
-    return {job_id: watcher.get_state(job_id, mode="cache") for job_id in job_ids}
+    failed = watcher.update()
+    return {job_id: "QUERY_FAILED" if watcher._array_parent_of(job_id) in failed else
+            watcher.get_state(job_id, mode="cache") for job_id in job_ids}
 
 
 def _local_states(job_ids: list[str]) -> dict[str, str]:
@@ -223,12 +230,15 @@ def stage_status(cfg: PipelineConfig, stage: str, plan: Plan | None = None) -> l
                 row.state, row.error = "failed", failure["error"]
             continue
         native = states.get((row.scheduler, row.job_id), "UNKNOWN")
-        if failure is not None and failure.get("job_id") == row.job_id:
-            row.state, row.error = "failed", failure["error"]
-        elif native in _PENDING:
+        # the scheduler's live state first: a job requeued after preemption left a failure record behind
+        if native in _PENDING:
             row.state = "pending"
         elif native in _RUNNING:
             row.state = "running"
+        elif native == "QUERY_FAILED":
+            row.state, row.error = "unknown", f"could not ask {row.scheduler} about job {row.job_id}"
+        elif failure is not None and failure.get("job_id") == row.job_id:
+            row.state, row.error = "failed", failure["error"]
         elif native == "UNKNOWN" and now - records[row.shard]["submitted_at"] < 120:
             row.state = "pending"  # accounting may not list a job in its first seconds
         else:
@@ -258,7 +268,8 @@ def format_status(stage: str, rows: list[ShardStatus]) -> str:
             detail = f"{row.error or ''}" + (f"  [log: {row.log}]" if row.log else "")
         lines.append(f"{row.shard:>6}  {row.state:8} {row.job_id or '-':>14}  "
                      f"{'' if row.items is None else row.items:>6}  {detail}".rstrip())
-    summary = ", ".join(f"{counts[k]} {k}" for k in ("done", "failed", "running", "pending", "missing") if k in counts)
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("done", "failed", "running", "pending", "missing", "unknown")
+                        if k in counts)
     lines.append(f"{stage}: {len(rows)} shards: {summary or 'no plan yet'}")
     return "\n".join(lines)
 
@@ -345,6 +356,7 @@ def submit(
     pinned = load_plan(directory)
     if pinned is not None and not replan:
         check_shard_count(directory, pinned, num_shards)
+        check_upstream(directory, pinned, [stage_dir(cfg, name) for name in pinned.upstream])
         plan = pinned  # pinned: the inputs are not listed again
         rows = stage_status(cfg, stage_name, plan)
     else:
@@ -380,7 +392,7 @@ def submit(
 
     executor = make_executor(profile, resources, folder, job_name)
     if profile.scheduler == "local":
-        with _exported(profile.exports):
+        with _exported({"LDRT_WORKERS": str(resources.cpus_per_task), **profile.exports}):
             result.job_ids = _run_local(executor, config_path, stage_name, todo, resources.array_parallelism, record)
         return result
     for start in range(0, len(todo), chunk):  # arrays larger than the site allows are split

@@ -160,24 +160,34 @@ class PBSInfoWatcher(core.InfoWatcher):
             base = parent.split("[", 1)[0].split("_", 1)[0]
             text = subprocess.run(["qstat", "-f", base], capture_output=True, text=True, timeout=120)
             return self.read_info(text.stdout)
-        return {}
+        if proc.returncode in (35, 153) or "Unknown Job Id" in proc.stderr or "has finished" in proc.stderr:
+            return {}  # the job is not known (any more): its state stays UNKNOWN
+        raise OSError(f"qstat exited {proc.returncode}: {proc.stderr.strip()[:200]}")
 
-    def update(self) -> None:
+    @staticmethod
+    def _array_parent_of(job_id: str) -> str:
+        return _array_parent(job_id)
+
+    def update(self) -> set[str]:
+        """Ask qstat about every registered array; returns the parents that could not be asked."""
         parents = self._parents()
+        failed: set[str] = set()
         if not parents:
-            return
+            return failed
         self._num_calls += 1
         for parent in parents:
             try:
                 info = self._query(parent)
             except (OSError, subprocess.SubprocessError, ValueError) as exc:
                 logger.get_logger().warning(f"qstat failed for {parent}: {exc}; status may be inaccurate")
+                failed.add(parent)
                 continue
             self._info_dict.update(info)
         self._last_status_check = __import__("time").time()
         for job_id in self._registered - self._finished:
             if self.is_done(job_id, mode="cache"):
                 self._finished.add(job_id)
+        return failed
 
 
 class PBSJob(core.Job[core.R]):

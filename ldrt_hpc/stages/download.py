@@ -85,7 +85,10 @@ def fetch(session: requests.Session, url: str, target: Path, cfg: DownloadConfig
             status = response.status_code
             if status >= 400:
                 return f"http_{status}", status, 0, ""
-            declared = int(response.headers.get("Content-Length") or 0)
+            try:
+                declared = int(response.headers.get("Content-Length") or 0)
+            except ValueError:  # a malformed or duplicated header ("123, 123"): read and count instead
+                declared = 0
             if declared > cfg.max_bytes:
                 return "too_large", status, declared, ""
             digest, size, head = hashlib.sha256(), 0, b""

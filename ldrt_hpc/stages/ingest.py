@@ -86,6 +86,14 @@ def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
     if not inputs:
         where = cfg.stages.ingest.input_dir or cfg.stages.ingest.manifest or "the download stage"
         raise FileNotFoundError(f"stages.ingest: no PDF files found in {where}")
+    by_id: dict[str, list[str]] = {}
+    for path in inputs:
+        by_id.setdefault(paper_id_for(path), []).append(path)
+    clashes = {pid: paths for pid, paths in by_id.items() if len(paths) > 1}
+    if clashes:
+        pid, paths = next(iter(clashes.items()))
+        raise ValueError(f"stages.ingest: {len(clashes)} paper id(s) are shared by several PDFs, e.g. '{pid}': "
+                         f"{', '.join(paths[:3])}; the file name is the paper id: rename them")
     return Plan(stage="ingest", num_shards=count, upstream=(), assignments=assign(inputs, count))
 
 
@@ -107,7 +115,11 @@ def check_pdf(path: str, cfg: IngestConfig) -> dict[str, Any]:
     if size > cfg.max_bytes:
         record["problems"] = f"too large: {size} bytes > max_bytes {cfg.max_bytes}"
         return record
-    data = file.read_bytes()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        record["problems"] = f"cannot read file: {exc.strerror or exc}"
+        return record
     record["sha256"] = hashlib.sha256(data).hexdigest()
     if size < cfg.min_bytes:
         problems.append(f"too small: {size} bytes < min_bytes {cfg.min_bytes}")

@@ -14,7 +14,7 @@ from typing import Any
 from ..config import PipelineConfig, config_hash
 from ..llm import Sampling, make_backend
 from ..qa import FilterRules, ParseError, TemplateMatcher, load_prompts, messages, parse_reasoning, post_filter
-from ..shards import Schema
+from ..shards import Schema, read_jsonl_log
 from . import Shard, Stage
 
 SCHEMA = Schema(
@@ -47,12 +47,7 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
         figures = list(reader)
     progress = _progress_path(cfg, shard.index)
     progress.parent.mkdir(parents=True, exist_ok=True)
-    done: dict[int, list[dict]] = {}
-    if progress.exists():
-        for line in progress.read_text().splitlines():
-            if line.strip():
-                item = json.loads(line)
-                done[item["figure_index"]] = item["records"]
+    done: dict[int, list[dict]] = {item["figure_index"]: item["records"] for item in read_jsonl_log(progress)}
     todo = [f for f in figures if f["figure_index"] not in done]
     provenance = {"prompt_version": prompts.version, "generator": f"{cfg.llm.backend}:{cfg.llm.model}",
                   "config_hash": config_hash(cfg)}

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..config import PipelineConfig, load_keywords
 from ..harvest.s2 import S2Client
 from ..plan import Plan
-from ..shards import Schema, atomic_write_text
+from ..shards import Schema, atomic_write_text, read_jsonl_log
 from . import Shard, Stage
 
 SCHEMA = Schema(
@@ -44,6 +44,7 @@ def search_keyword(client: S2Client, keyword: str, state_dir: Path, cfg) -> list
     state_path, pages_path = state_dir / f"{key}.state.json", state_dir / f"{key}.pages.jsonl"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"keyword": keyword, "token": None,
                                                                            "pages": 0, "done": False}
+    read_jsonl_log(pages_path)  # drops a page cut short by a killed task (its token was not saved either)
     if not state["done"]:
         filters = {"openAccessPdf": ""} if cfg.open_access_only else {}
         if cfg.year:
@@ -61,10 +62,8 @@ def search_keyword(client: S2Client, keyword: str, state_dir: Path, cfg) -> list
             if state["done"]:
                 break
     papers: list[dict] = []
-    if pages_path.exists():
-        for line in pages_path.read_text().splitlines():
-            if line.strip():
-                papers += json.loads(line)
+    for page in read_jsonl_log(pages_path):
+        papers += page
     return papers
 
 

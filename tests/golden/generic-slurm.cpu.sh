@@ -21,6 +21,7 @@ source $REPO/env/modules/generic-slurm.sh
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=4
+export LDRT_WORKERS=4
 
 # command
 export SUBMITIT_EXECUTOR=slurm

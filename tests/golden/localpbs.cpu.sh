@@ -20,6 +20,7 @@ cd "${PBS_O_WORKDIR:-$PWD}"
 # setup
 source $REPO/env/modules/local.sh
 export OMP_NUM_THREADS=1
+export LDRT_WORKERS=1
 
 # command
 export SUBMITIT_EXECUTOR=pbs

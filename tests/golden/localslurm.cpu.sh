@@ -18,6 +18,7 @@
 # setup
 source $REPO/env/modules/local.sh
 export OMP_NUM_THREADS=1
+export LDRT_WORKERS=1
 
 # command
 export SUBMITIT_EXECUTOR=slurm

@@ -25,6 +25,7 @@ source $REPO/env/modules/polaris.sh
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=64
+export LDRT_WORKERS=64
 
 # command
 export SUBMITIT_EXECUTOR=pbs

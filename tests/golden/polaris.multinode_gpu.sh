@@ -23,6 +23,7 @@ source $REPO/env/modules/polaris.sh
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=8
+export LDRT_WORKERS=32
 
 # command
 export SUBMITIT_EXECUTOR=pbs

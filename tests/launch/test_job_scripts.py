@@ -64,3 +64,12 @@ def test_slurm_script_resources():
                  "#SBATCH --account=myproject", "#SBATCH --constraint=a100", "#SBATCH --signal=USR2@90"):
         assert line in text
     assert "#SBATCH --array=0-999%200" in render("generic-slurm", "cpu", 2500)  # capped at max_array_size
+
+
+def test_pbs_memory_keeps_fractions():
+    from ldrt_hpc.config import ClusterProfile
+    from ldrt_hpc.launch.executors import pbs_parameters
+
+    profile = ClusterProfile(scheduler="pbs", resources={"cpu": {"mem_gb": 1.5, "cpus_per_task": 2}})
+    params = pbs_parameters(profile, profile.resources["cpu"], "x")
+    assert params["mem"] == "1536mb" and "export LDRT_WORKERS=2" in params["setup"]
