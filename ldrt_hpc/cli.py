@@ -68,6 +68,8 @@ def cmd_rerun(args) -> int:
 
     cfg = _config(args)
     require_plan(cfg, args.stage)
+    if args.verify and _verify(cfg, args.stage, set_aside=not args.dry_run) and args.dry_run:
+        print(f"{args.stage}: (dry run: bad shards were not set aside, so they are not in the list below)")
     return _submit_and_report(cfg, args, args.cluster or last_cluster(cfg, args.stage) or cfg.cluster)
 
 
@@ -85,29 +87,39 @@ def cmd_cancel(args) -> int:
     from .launch import cancel, format_shards
 
     cfg = _config(args)
-    rows = cancel(cfg, args.stage)
-    print(f"{args.stage}: cancelled shards {format_shards(r.shard for r in rows) or '(none active)'}")
+    rows = cancel(cfg, args.stage, grace_s=args.grace)
+    print(f"{args.stage}: cancelled shards {format_shards(r.shard for r in rows) or '(none active)'}"
+          + (" (their tasks can no longer commit; `ldrt-hpc status` shows 'cancelling' until the scheduler "
+             "confirms the end)" if rows else ""))
     return 0
+
+
+def _verify(cfg, stage: str, set_aside: bool = True) -> int:
+    """Verify the committed shards, print the bad ones (set aside unless told not to); returns how many are bad."""
+    from .launch import require_plan, verify_stage
+
+    plan = require_plan(cfg, stage)
+    results = verify_stage(cfg, stage, set_aside=set_aside)
+    bad = [r for r in results if not r.ok]
+    for result in bad:
+        print(f"{stage} shard {result.index}: BAD: {'; '.join(result.problems)}"
+              + (" -> set aside (status: corrupt; `ldrt-hpc rerun` writes it again)" if set_aside else ""))
+    items = sum(r.item_count or 0 for r in results if r.ok)
+    print(f"{stage}: {len(results) - len(bad)}/{plan.num_shards} shards verified, {items} items"
+          + (f", {plan.num_shards - len(results)} not committed" if len(results) < plan.num_shards else ""))
+    return len(bad)
 
 
 def cmd_verify(args) -> int:
     from .launch import require_plan
-    from .runner import stage_dir
-    from .shards import verify_shard
 
     cfg = _config(args)
     plan = require_plan(cfg, args.stage)
-    bad = 0
-    items = 0
-    for index in range(plan.num_shards):
-        result = verify_shard(stage_dir(cfg, args.stage), index)
-        if result.ok:
-            items += result.item_count or 0
-        else:
-            bad += 1
-            print(f"{args.stage} shard {index}: BAD: {'; '.join(result.problems)}")
-    print(f"{args.stage}: {plan.num_shards - bad}/{plan.num_shards} shards verified, {items} items")
-    return 1 if bad else 0
+    bad = _verify(cfg, args.stage, set_aside=not args.no_set_aside)
+    from .launch import stage_status
+
+    missing = sum(r.state != "done" for r in stage_status(cfg, args.stage, plan))
+    return 1 if bad or missing else 0
 
 
 def cmd_plan(args) -> int:
@@ -131,8 +143,9 @@ def cmd_plan(args) -> int:
 
 def cmd_task(args) -> int:
     """Run one shard in this process (what static jobs/ scripts call with the array index)."""
-    from .runner import run_shard
+    from .runner import run_shard, stop_on_sigterm
 
+    stop_on_sigterm()
     marker = run_shard(args.config, args.stage, args.shard, job_id=args.job_id, force=args.force)
     print(f"{args.stage} shard {args.shard}: {marker.get('item_count')} items")
     return 0
@@ -193,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
 
-    p = stage_command("rerun", cmd_rerun, "resubmit only the failed and missing shards")
+    p = stage_command("rerun", cmd_rerun, "resubmit only the failed, corrupt and missing shards")
     p.add_argument("--cluster", help="cluster profile (default: the one of the last submission)")
+    p.add_argument("--verify", action="store_true", help="verify the committed shards first; bad ones are redone")
     p.add_argument("--shards", help="only these shards, e.g. 3,5")
     p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
@@ -202,8 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage_command("status", cmd_status, "one row per shard: done / failed / running / pending / missing")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    stage_command("verify", cmd_verify, "check every shard: checksums, counts, marker")
-    stage_command("cancel", cmd_cancel, "cancel the stage's pending and running jobs")
+    p = stage_command("verify", cmd_verify, "check every committed shard (checksums, counts, marker); set bad ones aside")
+    p.add_argument("--no-set-aside", action="store_true", help="only report bad shards; leave them in place")
+    p = stage_command("cancel", cmd_cancel, "cancel the stage's pending and running jobs; their tasks cannot commit")
+    p.add_argument("--grace", type=float, default=10.0,
+                   help="seconds running tasks get to stop after SIGTERM before they are killed (default 10)")
 
     p = stage_command("plan", cmd_plan, "pin the stage's shard plan and freeze the config; submit nothing")
     p.add_argument("--num-shards", type=int, help="shard count for a new plan")
@@ -239,13 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
+    from .ownership import LockError
     from .plan import PlanError
+    from .shards import ShardError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    handled: tuple = (ConfigError, PlanError, LockError, ShardError, FileNotFoundError, KeyError, ValueError)
+    if args.command not in ("task", "synth-corpus"):
+        from .launch import CancelError, SubmissionError
+
+        handled += (SubmissionError, CancelError)
     try:
         return args.func(args)
-    except (ConfigError, PlanError, FileNotFoundError, KeyError, ValueError) as exc:
+    except handled as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"ldrt-hpc: error: {message}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLUSTERS_DIR = REPO_ROOT / "configs" / "clusters"
@@ -319,8 +319,8 @@ class StagesConfig(Strict):
     """Settings of the `search` stage."""
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     """Settings of the `download` stage."""
-    ingest: IngestConfig
-    """Settings of the `ingest` stage."""
+    ingest: IngestConfig | None = None
+    """Settings of the `ingest` stage (required only when ingest runs: it names the input PDFs)."""
     convert: ConvertConfig = Field(default_factory=ConvertConfig)
     """Settings of the `convert` stage."""
     figures: FiguresConfig = Field(default_factory=FiguresConfig)
@@ -346,6 +346,22 @@ class PipelineConfig(Strict):
     """The LLM used to generate keywords and Q&A."""
     stages: StagesConfig
     """Per-stage settings."""
+    _source: Path | None = PrivateAttr(default=None)
+    """The file it was loaded from (for messages); not part of the config's value."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PipelineConfig) and self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash(config_hash(self))
+
+    def stage_settings(self, name: str) -> Any:
+        """The settings of one stage; a section without defaults that is absent is an error naming the file."""
+        settings = getattr(self.stages, name)
+        if settings is None:
+            where = self._source or "the pipeline config"
+            raise ConfigError(f"{where}: stages.{name}: missing required key (the `{name}` stage needs it)")
+        return settings
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -401,7 +417,9 @@ def load_pipeline(path: str | os.PathLike, base: Path | None = None) -> Pipeline
         config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, exc)) from None
-    return _resolve_paths(config, Path(base) if base else Path.cwd())
+    config = _resolve_paths(config, Path(base) if base else Path.cwd())
+    config._source = path
+    return config
 
 
 class KeywordList(Strict):

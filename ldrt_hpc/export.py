@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .plan import load_plan
 from .shards import ShardReader, is_complete, shard_path
 
 
+@contextmanager
+def staged(out_dir: Path) -> Iterator[Path]:
+    """Write an export into a hidden sibling folder and move it into `out_dir` only when it is complete: an
+    unreadable shard half way leaves `out_dir` as it was (no half export mixed with an older one)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        out_dir.mkdir(exist_ok=True)
+        for source in sorted(staging.rglob("*")):
+            target = out_dir / source.relative_to(staging)
+            if source.is_dir():
+                target.mkdir(exist_ok=True)
+            else:
+                os.replace(source, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def export_figures(work_dir: Path, out_dir: Path) -> dict[str, int]:
+    with staged(out_dir) as staging:
+        counts = _export_figures(work_dir, staging, Path(out_dir).resolve())
+    return counts
+
+
+def _export_figures(work_dir: Path, out_dir: Path, final_dir: Path) -> dict[str, int]:
     """pdffigures2-compatible output: OUT/<paper>.json (a list of figures) and OUT/<paper>-<Type><name>.png."""
     stage_dir = Path(work_dir) / "figures"
     plan = load_plan(stage_dir)
@@ -34,7 +66,7 @@ def export_figures(work_dir: Path, out_dir: Path) -> dict[str, int]:
                 if record["png"]:
                     png = out_dir / f"{record['paper_id']}-{record['fig_type']}{record['name']}-1.png"
                     png.write_bytes(record["png"])
-                    entry["renderURL"] = str(png)
+                    entry["renderURL"] = str(final_dir / png.name)
                     counts["images"] += 1
                 papers[record["paper_id"]].append(entry)
         for paper_id, figures in papers.items():
@@ -52,6 +84,12 @@ def _box(values) -> dict[str, float] | None:
 
 
 def export_llava(work_dir: Path, out_dir: Path, eval_share: float = 0.03, seed: int = 0) -> dict[str, int]:
+    with staged(out_dir) as staging:
+        counts = _export_llava(work_dir, staging, eval_share, seed)
+    return counts
+
+
+def _export_llava(work_dir: Path, out_dir: Path, eval_share: float = 0.03, seed: int = 0) -> dict[str, int]:
     """LLaVA-format train.json / eval.json (+ images/) from the kept `qa` samples, split by paper.
 
     Each entry: {"id", "image", "conversations": [{"from": "human", "value": "<image>\\n" + question},

@@ -8,6 +8,8 @@ which child finished first.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import faulthandler
 import multiprocessing
 import os
@@ -40,7 +42,26 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-def _child(func: Callable[[Any], Any], item: Any, conn, max_memory_mb: int | None) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: the kernel sends SIGKILL to this process when the process that forked it ends, so a killed task
+    leaves no parser behind (Slurm's proctrack/linuxproc loses track of reparented children)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the closed pipe ends below still end the child
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _child(func: Callable[[Any], Any], item: Any, conn, receiver, parent_pid: int, max_memory_mb: int | None) -> None:
+    die_with_parent(parent_pid)
+    # Only the parent may hold the read end: with it open here, a child whose parent died would block forever
+    # writing a large result into a pipe nobody reads, instead of getting EPIPE.
+    receiver.close()
     faulthandler.disable()  # a parser crash is reported as an outcome; no interpreter dump in the job log
     try:
         if max_memory_mb:
@@ -74,49 +95,56 @@ def run_isolated(
     finished: dict[int, Outcome] = {}
     next_start = next_yield = 0
     with tqdm(total=len(items), desc=desc, unit="item", mininterval=5, leave=False) as progress:
-        while next_yield < len(items):
-            while next_start < len(items) and len(running) < workers:
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(
-                    target=_child, args=(func, items[next_start], sender, max_memory_mb), daemon=True
-                )
-                process.start()
-                sender.close()
-                running[next_start] = (process, receiver, time.monotonic(), items[next_start])
-                next_start += 1
-            waitables = [conn for _, conn, _, _ in running.values()] + [p.sentinel for p, _, _, _ in running.values()]
-            wait(waitables, timeout=0.5)
-            now = time.monotonic()
-            for index, (process, conn, started, item) in list(running.items()):
-                outcome = None
-                if conn.poll():
-                    try:
-                        status, value, detail = conn.recv()
-                    except (EOFError, OSError):
-                        status, value, detail = "crashed", None, ""
-                    if status == "ok":
-                        outcome = Outcome(item, True, value)
-                    elif status == "crashed":
-                        process.join(5)
+        try:
+            while next_yield < len(items):
+                while next_start < len(items) and len(running) < workers:
+                    receiver, sender = context.Pipe(duplex=False)
+                    process = context.Process(
+                        target=_child, args=(func, items[next_start], sender, receiver, os.getpid(), max_memory_mb),
+                        daemon=True,
+                    )
+                    process.start()
+                    sender.close()
+                    running[next_start] = (process, receiver, time.monotonic(), items[next_start])
+                    next_start += 1
+                waitables = [conn for _, conn, _, _ in running.values()] + [p.sentinel for p, _, _, _ in running.values()]
+                wait(waitables, timeout=0.5)
+                now = time.monotonic()
+                for index, (process, conn, started, item) in list(running.items()):
+                    outcome = None
+                    if conn.poll():
+                        try:
+                            status, value, detail = conn.recv()
+                        except (EOFError, OSError):
+                            status, value, detail = "crashed", None, ""
+                        if status == "ok":
+                            outcome = Outcome(item, True, value)
+                        elif status == "crashed":
+                            process.join(5)
+                            outcome = Outcome(item, False, reason="crashed", detail=_exit_reason(process.exitcode))
+                        else:
+                            outcome = Outcome(item, False, reason=status, detail=f"{value}\n{detail}".strip())
+                    elif not process.is_alive():
+                        if conn.poll():  # the result arrived between the poll above and the exit
+                            continue
                         outcome = Outcome(item, False, reason="crashed", detail=_exit_reason(process.exitcode))
-                    else:
-                        outcome = Outcome(item, False, reason=status, detail=f"{value}\n{detail}".strip())
-                elif not process.is_alive():
-                    if conn.poll():  # the result arrived between the poll above and the exit
-                        continue
-                    outcome = Outcome(item, False, reason="crashed", detail=_exit_reason(process.exitcode))
-                elif now - started > timeout_s:
-                    process.kill()
-                    outcome = Outcome(item, False, reason="timeout", detail=f"no result after {timeout_s:g} s")
-                if outcome is not None:
-                    process.join(5)
-                    conn.close()
-                    del running[index]
-                    finished[index] = outcome
-                    progress.update(1)
-            while next_yield in finished:
-                yield finished.pop(next_yield)
-                next_yield += 1
+                    elif now - started > timeout_s:
+                        process.kill()
+                        outcome = Outcome(item, False, reason="timeout", detail=f"no result after {timeout_s:g} s")
+                    if outcome is not None:
+                        process.join(5)
+                        conn.close()
+                        del running[index]
+                        finished[index] = outcome
+                        progress.update(1)
+                while next_yield in finished:
+                    yield finished.pop(next_yield)
+                    next_yield += 1
+        finally:  # the task stops (an error, SIGTERM, the generator closed): no child outlives it
+            for process, conn, _, _ in running.values():
+                process.kill()
+                process.join(5)
+                conn.close()
 
 
 def _exit_reason(exitcode: int | None) -> str:

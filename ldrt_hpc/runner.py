@@ -1,16 +1,20 @@
 """Run one shard of one stage: the code every job executes, whatever scheduler started it.
 
-`run_shard(config_path, stage, index)` is idempotent: a complete shard is skipped. It opens the shard's writer,
-calls the stage, commits (temporary name -> rename -> marker). When the stage raises, it writes a failure record
-`shard-NNNNN.failed.json` (error, traceback tail, job id, host) beside the shard and re-raises, so that the job
-exits non-zero and both the scheduler and `ldrt-hpc status` see the failure.
+`run_shard(config_path, stage, index, generation=...)` is idempotent: a complete shard is skipped. It checks that
+its generation owns the shard (ldrt_hpc/ownership.py), opens the shard's writer, calls the stage, commits
+(temporary name -> fence -> rename -> marker). When the stage raises, it writes a failure record
+`shard-NNNNN.failed.json` (error, traceback tail, job id, generation, host) beside the shard and re-raises, so that
+the job exits non-zero and both the scheduler and `ldrt-hpc status` see the failure.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -18,7 +22,9 @@ from typing import Any
 
 from .config import PipelineConfig, config_hash, load_pipeline
 from .plan import PlanError, check_upstream, load_plan
-from .shards import ShardWriter, atomic_write_text, is_complete, read_marker, shard_name, shard_path
+from .ownership import append_records, new_generation, ownership_problem, whoami
+from .shards import (LostOwnership, ShardWriter, atomic_write_text, corrupt_path, is_complete, read_marker, shard_name,
+                     shard_path)
 from .stages import Shard, get_stage
 
 log = logging.getLogger(__name__)
@@ -39,10 +45,62 @@ def read_failure(stage_dir_: Path, index: int) -> dict[str, Any] | None:
         return None
 
 
+class Terminated(BaseException):
+    """SIGTERM reached the task (`ldrt-hpc cancel`, scancel, qdel, preemption): stop now, clean up, record it."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM end the task promptly. submitit ignores SIGTERM ("Bypassing signal SIGTERM") so that a
+    preempted job can checkpoint on USR2; a shard is redone from its start, so stopping at once is safe, and a
+    cancelled task must not go on writing until the scheduler's KillWait."""
+
+    def handler(signum, frame):
+        raise Terminated(f"received {signal.Signals(signum).name} (cancelled, preempted or out of time)")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _scheduler_job() -> tuple[str, str]:
+    """(scheduler, job id) of the job this process runs in, for a direct run's submission record."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return "slurm", f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if os.environ.get("SLURM_JOB_ID"):
+        return "slurm", os.environ["SLURM_JOB_ID"]
+    if os.environ.get("PBS_JOBID"):
+        return "pbs", os.environ["PBS_JOBID"]
+    return "direct", whoami()
+
+
+def claim(directory: Path, index: int, job_id: str | None) -> str:
+    """A direct run of one shard (`ldrt-hpc task`, static job scripts) takes the shard over: a new generation."""
+    generation = new_generation()
+    scheduler, native = _scheduler_job()
+    append_records(directory, [{
+        "shard": index, "generation": generation, "scheduler": scheduler, "job_id": job_id or native,
+        "submitted_at": time.time(), "submitter": whoami(), "direct": True,
+        "folder": None}])
+    return generation
+
+
+def _record_failure(directory: Path, index: int, record: dict[str, Any]) -> None:
+    """Write the failure record; when even that fails (read-only or full file system), say so in the job's log."""
+    path = failure_path(directory, index)
+    try:
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    except OSError as exc:
+        print(f"ldrt-hpc: could not write the failure record {path} ({exc.strerror or exc}); "
+              f"the shard failed with: {record['error']}", file=sys.stderr, flush=True)
+
+
 def run_shard(
-    config_path: str | Path, stage_name: str, index: int, job_id: str | None = None, force: bool = False
+    config_path: str | Path, stage_name: str, index: int, job_id: str | None = None, force: bool = False,
+    generation: str | None = None,
 ) -> dict[str, Any]:
-    """Run shard `index` of `stage_name` with the (frozen) config at `config_path`; returns its marker."""
+    """Run shard `index` of `stage_name` with the (frozen) config at `config_path`; returns its marker.
+
+    `generation` is the submission this task belongs to (None: a direct run, which claims the shard itself). Only
+    the shard's current owner commits: see ldrt_hpc/ownership.py.
+    """
     cfg = load_pipeline(config_path)
     stage = get_stage(stage_name)
     directory = stage_dir(cfg, stage_name)
@@ -55,6 +113,15 @@ def run_shard(
     if not force and is_complete(directory, index):
         log.info("%s shard %d already complete: skipped", stage_name, index)
         return read_marker(directory, index) or {}
+    if generation is None:
+        generation = claim(directory, index, job_id)
+
+    def fence() -> str | None:
+        return ownership_problem(directory, index, generation)
+
+    problem = fence()
+    if problem:  # cancelled before it started, or superseded: no work, no failure record (it is not ours)
+        raise LostOwnership(f"{stage_name} shard {index}: not started: {problem}")
     upstream = {}
     for name in plan.upstream:
         upstream_dir = stage_dir(cfg, name)
@@ -73,23 +140,31 @@ def run_shard(
             count=plan.num_shards,
             schema=stage.schema,
             config_hash=config_hash(cfg),
+            generation=generation,
+            fence=fence,
         ) as writer:
+            writer.remove_other_attempts()
             shard = Shard(stage_name, index, plan.num_shards, plan.inputs(index), upstream, writer)
             stats = stage.run(shard, cfg)
             marker = writer.commit(job_id=job_id, stats=stats)
+    except LostOwnership as exc:
+        log.warning("%s", exc)
+        raise
     except BaseException as exc:
-        record = {
-            "stage": stage_name,
-            "shard_index": index,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc()[-4000:],
-            "job_id": job_id,
-            "host": socket.gethostname(),
-            "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "duration_s": round(time.time() - started, 3),
-        }
-        atomic_write_text(failure_path(directory, index), json.dumps(record, indent=1) + "\n")
+        if fence() is None:  # only the owner describes the shard's state
+            _record_failure(directory, index, {
+                "stage": stage_name,
+                "shard_index": index,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()[-4000:],
+                "job_id": job_id,
+                "generation": generation,
+                "host": socket.gethostname(),
+                "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "duration_s": round(time.time() - started, 3),
+            })
         raise
     failure_path(directory, index).unlink(missing_ok=True)
+    corrupt_path(directory, index).unlink(missing_ok=True)
     log.info("%s shard %d: %d items, %d quarantined", stage_name, index, marker["item_count"], marker["quarantined_count"])
     return marker

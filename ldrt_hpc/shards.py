@@ -12,11 +12,15 @@ Layout of a shard file
   Why not HDF5 vlen types: filters act on vlen *descriptors* only, so fletcher32 would not cover the bytes of a
   string or an image. With the ragged layout every stored byte is in a checksummed, compressed chunk.
 
-Commit protocol (a reader never sees a half file)
-1. write `shard-00007.h5.tmp-<host>-<pid>`; flush and fsync;
-2. os.replace() it to `shard-00007.h5`;
-3. write the marker `shard-00007.done.json` (itself via a temporary name): item and quarantine counts, duration,
-   host, scheduler job id, the file's sha256 and size. A shard is complete iff its marker exists and matches.
+Commit protocol (a reader never sees a half file; only the shard's owner commits, see ldrt_hpc/ownership.py)
+1. write `shard-00007.h5.tmp-<generation>-<host>-<pid>` (a name unique to this attempt); flush and fsync;
+2. ask the fence whether this attempt still owns the shard; if not, delete the temporary file and stop;
+3. os.replace() it to `shard-00007.h5`;
+4. write the marker `shard-00007.done.json` (itself via a temporary name): item and quarantine counts, duration,
+   host, scheduler job id, generation, the file's sha256 and size. A shard is complete iff its marker exists and
+   matches; ask the fence once more and take the marker back if the shard was lost in between.
+`verify` sets a bad shard aside: its marker becomes `shard-00007.corrupt.json` (with the problems) and the file
+moves to `_corrupt/`, so that `status` reports it and `rerun` writes it again.
 No pickle anywhere: only numbers, UTF-8 and raw bytes are stored.
 """
 
@@ -29,7 +33,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -46,6 +50,10 @@ _VALUES_CHUNK = 1 << 18
 
 class ShardError(RuntimeError):
     """A shard that cannot be read or does not match its marker; the message names the file."""
+
+
+class LostOwnership(RuntimeError):
+    """The writing attempt no longer owns its shard (a newer submission, or a cancellation): output discarded."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,25 @@ def marker_path(stage_dir: Path, index: int) -> Path:
     return Path(stage_dir) / f"{shard_name(index)}.done.json"
 
 
+def corrupt_path(stage_dir: Path, index: int) -> Path:
+    return Path(stage_dir) / f"{shard_name(index)}.corrupt.json"
+
+
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small file through a temporary name; nothing is left behind when the write fails (ENOSPC, EROFS)."""
     tmp = path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
 
 
 def read_jsonl_log(path: Path) -> list:
@@ -218,18 +238,26 @@ class ShardWriter:
         schema: Schema,
         config_hash: str,
         attrs: Mapping[str, Any] | None = None,
+        generation: str = "",
+        fence: Callable[[], str | None] | None = None,
     ):
         self.stage_dir = Path(stage_dir)
+        self.generation = generation
+        self.fence = fence
+        """Returns None while this attempt owns the shard, else the reason it does not (checked at commit)."""
         self.index = index
         self.stage = stage
         self.path = shard_path(self.stage_dir, index)
         self.marker = marker_path(self.stage_dir, index)
         self.stage_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.stage_dir.glob(f"{self.path.name}.tmp-*"):
-            stale.unlink()  # left by a killed attempt: one writer per shard, so nobody else owns it
-        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+        tag = f"{generation}-" if generation else ""
+        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{tag}{socket.gethostname()}-{os.getpid()}")
         self.started = time.time()
-        self.file = h5py.File(self.tmp_path, "w", libver="latest")
+        try:
+            self.file = h5py.File(self.tmp_path, "w", libver="latest")
+        except BaseException:
+            self.tmp_path.unlink(missing_ok=True)
+            raise
         root = self.file.attrs
         root["schema_version"] = schema.version
         root["stage"] = stage
@@ -243,6 +271,20 @@ class ShardWriter:
         self.items = _TableWriter(self.file.create_group("items"), schema)
         self.quarantine = _TableWriter(self.file.create_group("quarantine"), QUARANTINE_SCHEMA)
         self.committed = False
+
+    def remove_other_attempts(self) -> int:
+        """Delete the temporary files of other attempts at this shard (killed, or fenced off); only the owner may."""
+        removed = 0
+        for stale in self.stage_dir.glob(f"{self.path.name}.tmp-*"):
+            if stale != self.tmp_path:
+                stale.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _check_fence(self, when: str) -> None:
+        problem = self.fence() if self.fence else None
+        if problem:
+            raise LostOwnership(f"{self.path.name}: output discarded {when}: {problem}")
 
     def append(self, record: Mapping[str, Any]) -> None:
         self.items.append(record)
@@ -260,6 +302,7 @@ class ShardWriter:
         self.file.close()
         with open(self.tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
+        self._check_fence("before the rename")
         if self.marker.exists():
             self.marker.unlink()  # a marker always describes the file beside it, never an older one
         os.replace(self.tmp_path, self.path)
@@ -271,6 +314,7 @@ class ShardWriter:
             "duration_s": round(time.time() - self.started, 3),
             "host": socket.gethostname(),
             "job_id": job_id,
+            "generation": self.generation,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "bytes": self.path.stat().st_size,
             "sha256": file_sha256(self.path),
@@ -278,6 +322,13 @@ class ShardWriter:
         }
         atomic_write_text(self.marker, json.dumps(marker, indent=1, sort_keys=True) + "\n")
         self.committed = True
+        try:
+            self._check_fence("after the rename (the shard was taken over meanwhile)")
+        except LostOwnership:
+            current = read_marker(self.stage_dir, self.index)
+            if current is not None and current.get("generation") == self.generation:
+                self.marker.unlink(missing_ok=True)  # the new owner's commit replaces the file
+            raise
         return marker
 
     def abort(self) -> None:
@@ -286,7 +337,10 @@ class ShardWriter:
                 self.file.close()
             except Exception:  # noqa: BLE001 - closing a broken file must not hide the original error
                 pass
-            self.tmp_path.unlink(missing_ok=True)
+            try:
+                self.tmp_path.unlink(missing_ok=True)
+            except OSError:  # a read-only file system: the next owner removes it
+                pass
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -300,9 +354,16 @@ class ShardWriter:
 # Reading
 
 
+def _unreadable(path: Path, what: str, exc: BaseException) -> ShardError:
+    stage = Path(path).parent.name
+    return ShardError(f"{path}: cannot read {what} ({exc}); the file is damaged or was changed after its commit: "
+                      f"run `ldrt-hpc verify {stage}` (it sets bad shards aside for `ldrt-hpc rerun {stage}`)")
+
+
 class _TableReader:
-    def __init__(self, group: h5py.Group):
+    def __init__(self, group: h5py.Group, path: Path):
         self.group = group
+        self.path = path
         self.fields: dict[str, str] = json.loads(group.attrs["fields"])
         self._cache: dict[str, tuple[np.ndarray, np.ndarray] | np.ndarray] = {}
 
@@ -313,11 +374,14 @@ class _TableReader:
 
     def _column(self, name: str):
         if name not in self._cache:
-            node = self.group[name]
-            if isinstance(node, h5py.Group):
-                self._cache[name] = (node["offsets"][:], node["values"])
-            else:
-                self._cache[name] = node[:]
+            try:
+                node = self.group[name]
+                if isinstance(node, h5py.Group):
+                    self._cache[name] = (node["offsets"][:], node["values"])
+                else:
+                    self._cache[name] = node[:]
+            except (OSError, KeyError) as exc:
+                raise _unreadable(self.path, f"{self.group.name}/{name}", exc) from None
         return self._cache[name]
 
     def _value(self, name: str, index: int) -> Any:
@@ -326,7 +390,10 @@ class _TableReader:
         if kind in _FIXED:
             return column[index].item()
         offsets, values = column
-        raw = values[offsets[index] : offsets[index + 1]]
+        try:
+            raw = values[offsets[index] : offsets[index + 1]]
+        except OSError as exc:
+            raise _unreadable(self.path, f"{self.group.name}/{name} of record {index}", exc) from None
         if kind == "str":
             return raw.tobytes().decode("utf-8")
         if kind == "bytes":
@@ -350,10 +417,12 @@ class ShardReader:
         self.path = Path(path)
         try:
             self.file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise ShardError(f"{self.path}: cannot open shard: {exc}") from None
-        self.items = _TableReader(self.file["items"])
-        self.quarantine = _TableReader(self.file["quarantine"])
+            self.items = _TableReader(self.file["items"], self.path)
+            self.quarantine = _TableReader(self.file["quarantine"], self.path)
+        except (OSError, KeyError) as exc:
+            if hasattr(self, "file"):
+                self.file.close()
+            raise _unreadable(self.path, "the shard", exc) from None
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -391,9 +460,49 @@ def read_marker(stage_dir: Path, index: int) -> dict[str, Any] | None:
 
 def is_complete(stage_dir: Path, index: int) -> bool:
     """Cheap completeness test: the marker exists and the file beside it has the size it records."""
+    return completion_problem(stage_dir, index) == ""
+
+
+def completion_problem(stage_dir: Path, index: int) -> str | None:
+    """Cheap: None without a marker, "" when the file beside it has the recorded size, else what is wrong."""
     marker = read_marker(stage_dir, index)
+    if marker is None:
+        return None
     path = shard_path(stage_dir, index)
-    return marker is not None and path.is_file() and path.stat().st_size == marker.get("bytes")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return f"{path.name} is missing although its marker exists"
+    if size != marker.get("bytes"):
+        return f"{path.name} has {size} bytes but its marker records {marker.get('bytes')} (truncated or replaced)"
+    return ""
+
+
+def set_aside_corrupt(stage_dir: Path, index: int, problems: Sequence[str]) -> Path:
+    """Record a bad shard: its marker becomes `shard-N.corrupt.json` (with the problems), the file moves to
+    `_corrupt/`. Nothing is deleted; `status` then reports the shard as corrupt and `rerun` writes it again."""
+    stage_dir = Path(stage_dir)
+    try:
+        marker = read_marker(stage_dir, index)
+    except ShardError:
+        marker = None
+    record = {"shard_index": index, "problems": list(problems), "detected_at": time.time(), "marker": marker}
+    path = shard_path(stage_dir, index)
+    if path.exists():
+        aside = stage_dir / "_corrupt" / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+        aside.parent.mkdir(exist_ok=True)
+        os.replace(path, aside)
+        record["moved_to"] = str(aside)
+    atomic_write_text(corrupt_path(stage_dir, index), json.dumps(record, indent=1) + "\n")
+    marker_path(stage_dir, index).unlink(missing_ok=True)
+    return corrupt_path(stage_dir, index)
+
+
+def read_corrupt(stage_dir: Path, index: int) -> dict[str, Any] | None:
+    try:
+        return json.loads(corrupt_path(stage_dir, index).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def iter_stage(stage_dir: Path, indices: Sequence[int]) -> Iterator[dict[str, Any]]:

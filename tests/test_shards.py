@@ -52,6 +52,7 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
 
 def write_shard(directory, records, index=0, quarantine=(), flush_every=None):
     with ShardWriter(directory, index, stage="test", count=4, schema=ALL_KINDS, config_hash="abc") as writer:
+        writer.remove_other_attempts()  # what the runner does once it knows it owns the shard
         if flush_every:
             writer.items.flush_every = flush_every
         for record in records:

@@ -1,8 +1,10 @@
 """The only package that touches submitit, Slurm, PBS (and later MPI launchers)."""
 
 from .launcher import (  # noqa: F401
+    CancelError,
     ShardStatus,
     Submission,
+    SubmissionError,
     cancel,
     format_shards,
     format_status,
@@ -12,5 +14,6 @@ from .launcher import (  # noqa: F401
     stage_status,
     status_json,
     submit,
+    verify_stage,
     wait,
 )

@@ -1,39 +1,41 @@
 """Submit a stage's shards as array jobs, report their status, rerun the failed ones, cancel.
 
 State lives on disk, never in this process: the pinned plan, the shard markers and failure records (written by
-the runner), and `WORK/<stage>/_jobs/submissions.jsonl` (one line per submitted shard: job id, scheduler, log
-folder). `status` joins them with what the scheduler says (sacct / qstat / process table), so it works long
-after the submitting process has exited.
+the runner), and `WORK/<stage>/_jobs/submissions.jsonl` (ldrt_hpc/ownership.py: one line per shard and event of
+a submission's generation: reserved, job id, cancelled, aborted). `status` joins them with what the scheduler
+says (ldrt_hpc/launch/schedulers.py) through one pure function (ldrt_hpc/launch/state.py), so it works long after
+the submitting process has exited.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
-import signal
-import subprocess
+import shutil
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 from submitit.core.utils import JobPaths
-from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm import tqdm
 
+from .. import ownership
 from ..config import ClusterProfile, PipelineConfig, freeze, load_cluster
 from ..plan import Plan, PlanError, check_shard_count, check_upstream, load_plan, pin_plan
 from ..runner import read_failure, stage_dir
-from ..shards import is_complete, read_marker
+from ..shards import (VerifyResult, completion_problem, is_complete, read_corrupt, read_marker, set_aside_corrupt,
+                      verify_shard)
 from ..stages import get_stage
+from . import schedulers
 from .executors import job_script, make_executor
-from .pbs import PBSInfoWatcher
+from .schedulers import CancelError
+from .state import ACTIVE, RUNNING, TO_SUBMIT, Evidence, reconcile
 from .task import run_shard_task
-
-ACTIVE = ("pending", "running", "unknown")
-"""States never submitted again; 'unknown': the scheduler could not be asked (a shard may still be running)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -73,38 +75,20 @@ def format_shards(indices: Iterable[int]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# submission records
+# submission records (ldrt_hpc/ownership.py keeps them; these are the launcher's views)
 
 
 def jobs_dir(cfg: PipelineConfig, stage: str) -> Path:
-    return stage_dir(cfg, stage) / "_jobs"
+    return ownership.jobs_dir(stage_dir(cfg, stage))
 
 
 def log_folder(cfg: PipelineConfig, stage: str) -> Path:
     return jobs_dir(cfg, stage) / "logs"
 
 
-def _records_path(cfg: PipelineConfig, stage: str) -> Path:
-    return jobs_dir(cfg, stage) / "submissions.jsonl"
-
-
-def append_records(cfg: PipelineConfig, stage: str, records: Sequence[dict]) -> None:
-    path = _records_path(cfg, stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:  # one write per batch: lines of concurrent submitters never interleave
-        handle.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
-
-
 def latest_records(cfg: PipelineConfig, stage: str) -> dict[int, dict]:
-    """The newest submission record of each shard."""
-    path = _records_path(cfg, stage)
-    latest: dict[int, dict] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                latest[int(record["shard"])] = record
-    return latest
+    """The owning submission record of each shard."""
+    return ownership.owners(stage_dir(cfg, stage))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -115,73 +99,23 @@ def latest_records(cfg: PipelineConfig, stage: str) -> dict[int, dict]:
 class ShardStatus:
     shard: int
     state: str
-    """done / failed / running / pending / missing, or unknown when the scheduler could not be asked."""
+    """done / failed / corrupt / running / pending / cancelling / missing, or unknown (the scheduler could not be
+    asked)."""
     job_id: str | None = None
     scheduler: str | None = None
     items: int | None = None
     log: str | None = None
     error: str | None = None
+    generation: str | None = None
 
 
-def _slurm_states(job_ids: list[str]) -> dict[str, str]:
-    watcher = SlurmInfoWatcher(delay_s=600)  # a private watcher: one sacct call for every array in the list
-    for job_id in job_ids:
-        watcher.register_job(job_id)
-    command = watcher._make_command()
-    try:  # run sacct here rather than through watcher.update(), which swallows its failures
-        output = subprocess.run(command, capture_output=True, timeout=120, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {job_id: "QUERY_FAILED" for job_id in job_ids}
-    watcher._info_dict.update(watcher.read_info(output))
-    states = {job_id: watcher.get_state(job_id, mode="cache").split(" ")[0] for job_id in job_ids}
-    # An array task cancelled while pending never gets an accounting record, and slurmctld drops it at once:
-    # when sacct lists other tasks of the same array but not this one, it is gone, not "not yet listed".
-    # Right after submission or cancellation sacct may list the whole array under its bare id ('68'): that
-    # record then holds the state of every task.
-    info = watcher._info_dict
-    listed_arrays = {key.split("_")[0] for key in info if "_" in key}
-    for job_id, state in states.items():
-        base = job_id.split("_")[0]
-        if state != "UNKNOWN" or base == job_id:
-            continue
-        if base in listed_arrays:
-            states[job_id] = "VANISHED"
-        elif base in info and info[base].get("State"):
-            states[job_id] = info[base]["State"].split(" ")[0]
-    return states
-
-
-def _pbs_states(job_ids: list[str]) -> dict[str, str]:
-    watcher = PBSInfoWatcher(delay_s=600)
-    for job_id in job_ids:
-        watcher.register_job(job_id)
-    failed = watcher.update()
-    return {job_id: "QUERY_FAILED" if watcher._array_parent_of(job_id) in failed else
-            watcher.get_state(job_id, mode="cache") for job_id in job_ids}
-
-
-def _local_states(job_ids: list[str]) -> dict[str, str]:
-    states = {}
-    for job_id in job_ids:
-        try:
-            os.kill(int(job_id), 0)
-            # a zombie (finished, not yet reaped) is not running
-            stat = Path(f"/proc/{job_id}/stat").read_text()
-            states[job_id] = "COMPLETED" if stat.split(")")[-1].split()[0] == "Z" else "RUNNING"
-        except (ProcessLookupError, ValueError, FileNotFoundError):
-            states[job_id] = "UNKNOWN"
-        except PermissionError:
-            states[job_id] = "RUNNING"
-    return states
-
-
-_STATE_QUERIES = {"slurm": _slurm_states, "pbs": _pbs_states, "local": _local_states}
-_PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "PREEMPTED", "SUSPENDED"}
-_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING"}
+_EXCEPTION_LINE = re.compile(r"^(ldrt-hpc: |[A-Za-z_][\w.]*(Error|Exception|Terminated|Interrupt|Exit)\b)")
+_SCHEDULER_LINE = re.compile(r"^(srun|slurmstepd|submitit \w+ \()")
 
 
 def last_error_line(log: Path) -> str | None:
-    """The most telling line at the end of a job's stderr: the last exception line, else the last line."""
+    """The most telling line at the end of a job's stderr: the last Python exception (or ldrt-hpc) line, else the
+    last line naming an error that is not the scheduler's own epilogue, else the last line."""
     try:
         with open(log, "rb") as handle:
             handle.seek(max(0, log.stat().st_size - 65536))
@@ -189,93 +123,98 @@ def last_error_line(log: Path) -> str | None:
     except OSError:
         return None
     for line in reversed(lines):
-        if re.search(r"(Error|Exception|error:|Killed|CANCELLED|TIME LIMIT|oom)", line) and not line.startswith("File "):
+        if _EXCEPTION_LINE.match(line):
             return line[:300]
+    for line in reversed(lines):
+        if re.search(r"(Error|Exception|error:|Killed|CANCELLED|TIME LIMIT|oom)", line) and not line.startswith("File "):
+            if not _SCHEDULER_LINE.match(line):
+                return line[:300]
     return lines[-1][:300] if lines else None
 
 
+def _reserved_state(record: dict, now: float) -> str:
+    """A shard reserved by a submission that has not handed it to the scheduler (yet): is that submission alive?"""
+    pid, _, host = str(record.get("submitter", "")).partition("@")
+    if host == socket.gethostname() and pid.isdigit():
+        return "SUBMITTING" if schedulers.local_states([pid])[pid] == "RUNNING" else "ABANDONED"
+    return "SUBMITTING" if now - record.get("submitted_at", 0) < 3600 else "ABANDONED"
+
+
+def _log_of(record: dict) -> str | None:
+    if not record.get("folder") or not record.get("job_id"):
+        return None
+    return str(JobPaths(record["folder"], job_id=record["job_id"]).stderr)
+
+
 def stage_status(cfg: PipelineConfig, stage: str, plan: Plan | None = None) -> list[ShardStatus]:
-    """One row per shard of the stage's pinned plan."""
+    """One row per shard of the stage's pinned plan (cheap: no shard is read, one scheduler query per kind)."""
     directory = stage_dir(cfg, stage)
     plan = plan or load_plan(directory)
     if plan is None:
         return []
     records = latest_records(cfg, stage)
+    completion = {index: completion_problem(directory, index) for index in range(plan.num_shards)}
+    to_ask: dict[str, list[str]] = {}
+    for index, record in records.items():
+        if index < plan.num_shards and completion[index] is None and record.get("job_id"):
+            to_ask.setdefault(record.get("scheduler", "local"), []).append(record["job_id"])
+    native: dict[tuple[str, str], str] = {}
+    for scheduler, job_ids in to_ask.items():
+        for job_id, value in schedulers.STATE_QUERIES[scheduler](job_ids).items():
+            native[(scheduler, job_id)] = value
+    now = time.time()
     rows: list[ShardStatus] = []
-    pending_query: dict[str, list[str]] = {}
     for index in range(plan.num_shards):
         record = records.get(index)
-        if is_complete(directory, index):
-            marker = read_marker(directory, index) or {}
-            rows.append(ShardStatus(index, "done", marker.get("job_id"), record and record.get("scheduler"),
-                                    marker.get("item_count")))
-            continue
         row = ShardStatus(index, "missing")
         if record is not None:
-            row.job_id, row.scheduler = record["job_id"], record["scheduler"]
-            row.log = str(JobPaths(record["folder"], job_id=record["job_id"]).stderr)
-            pending_query.setdefault(record["scheduler"], []).append(record["job_id"])
-        rows.append(row)
-    states: dict[tuple[str, str], str] = {}
-    for scheduler, job_ids in pending_query.items():
-        for job_id, state in _STATE_QUERIES[scheduler](job_ids).items():
-            states[(scheduler, job_id)] = state
-    now = time.time()
-    for row in rows:
+            row.job_id, row.scheduler, row.generation = record.get("job_id"), record.get("scheduler"), record.get("generation")
+            row.log = _log_of(record)
+        evidence = Evidence(completion=completion[index])
+        if completion[index] != "":
+            state = "UNKNOWN"
+            if record is not None:
+                state = native.get((record.get("scheduler"), record.get("job_id")), "UNKNOWN") if record.get("job_id") \
+                    else _reserved_state(record, now)
+            evidence = Evidence(completion[index], read_corrupt(directory, index), read_failure(directory, index),
+                                record, state, now)
+        row.state, row.error = reconcile(evidence)
         if row.state == "done":
-            continue
-        failure = read_failure(directory, row.shard)
-        if row.job_id is None:
-            if failure is not None:
-                row.state, row.error = "failed", failure["error"]
-            continue
-        native = states.get((row.scheduler, row.job_id), "UNKNOWN")
-        # the scheduler's live state first: a job requeued after preemption left a failure record behind
-        if native in _PENDING:
-            row.state = "pending"
-        elif native in _RUNNING:
-            row.state = "running"
-        elif native == "QUERY_FAILED":
-            row.state, row.error = "unknown", f"could not ask {row.scheduler} about job {row.job_id}"
-        elif failure is not None and failure.get("job_id") == row.job_id:
-            row.state, row.error = "failed", failure["error"]
-        elif native == "UNKNOWN" and now - records[row.shard]["submitted_at"] < 120:
-            row.state = "pending"  # accounting may not list a job in its first seconds
-        else:
-            row.state = "failed"
-            if native == "COMPLETED":
-                row.error = f"job {row.job_id} finished without a completion marker"
-            elif native == "VANISHED":
-                row.error = f"job {row.job_id} vanished from the scheduler (cancelled while pending?)"
-            elif native == "UNKNOWN":
-                row.error = f"job {row.job_id} is unknown to the scheduler and left no completion marker"
-            else:
-                row.error = f"job {row.job_id} ended {native}"
-            detail = last_error_line(Path(row.log)) if row.log else None
-            if detail and native not in ("CANCELLED",):
-                row.error += f": {detail}"
+            marker = read_marker(directory, index) or {}
+            row.items, row.job_id = marker.get("item_count"), marker.get("job_id") or row.job_id
+        elif row.state == "failed" and evidence.failure is None and row.log and "cancelled" not in (row.error or ""):
+            detail = last_error_line(Path(row.log))
+            if detail:
+                row.error = f"{row.error}: {detail}"
+        rows.append(row)
     return rows
+
+
+STATE_ORDER = ("done", "failed", "corrupt", "cancelling", "running", "pending", "missing", "unknown")
 
 
 def format_status(stage: str, rows: list[ShardStatus]) -> str:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
-    lines = [f"{'shard':>6}  {'state':8} {'job':>14}  {'items':>6}  detail"]
+    lines = [f"{'shard':>6}  {'state':10} {'job':>14}  {'items':>6}  detail"]
     for row in rows:
         detail = ""
-        if row.state == "failed":
-            detail = f"{row.error or ''}" + (f"  [log: {row.log}]" if row.log else "")
-        lines.append(f"{row.shard:>6}  {row.state:8} {row.job_id or '-':>14}  "
+        if row.state in ("failed", "corrupt", "cancelling", "unknown"):
+            detail = f"{row.error or ''}" + (f"  [log: {row.log}]" if row.log and row.state == "failed" else "")
+        lines.append(f"{row.shard:>6}  {row.state:10} {row.job_id or '-':>14}  "
                      f"{'' if row.items is None else row.items:>6}  {detail}".rstrip())
-    summary = ", ".join(f"{counts[k]} {k}" for k in ("done", "failed", "running", "pending", "missing", "unknown")
-                        if k in counts)
+    summary = ", ".join(f"{counts[k]} {k}" for k in STATE_ORDER if k in counts)
     lines.append(f"{stage}: {len(rows)} shards: {summary or 'no plan yet'}")
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # submit
+
+
+class SubmissionError(RuntimeError):
+    """The scheduler or the file system refused a submission; one line that says which and why."""
 
 
 @dataclass
@@ -289,6 +228,7 @@ class Submission:
     skipped_active: list[int]
     waiting: list[int]
     """Shards whose input shards (of the upstream stages) are not complete yet."""
+    generation: str | None = None
 
 
 @contextmanager
@@ -306,8 +246,10 @@ def _exported(variables: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _run_local(executor, config_path: str, stage: str, shards: list[int], parallelism: int, on_submit) -> list[str]:
-    """A rolling pool of local processes (at most `parallelism` at once); waits for all."""
+def _run_local(executor, config_path: str, stage_directory: Path, stage: str, shards: list[int], parallelism: int,
+               generation: str) -> list[str]:
+    """A rolling pool of local processes (at most `parallelism` at once); waits for all. A shard whose
+    generation was cancelled (or taken over) meanwhile is not started."""
     queue = list(shards)
     running = []
     job_ids = []
@@ -315,8 +257,12 @@ def _run_local(executor, config_path: str, stage: str, shards: list[int], parall
         while queue or running:
             while queue and len(running) < parallelism:
                 index = queue.pop(0)
-                job = executor.submit(run_shard_task, config_path, stage, index)
-                on_submit([index], [job.job_id])
+                if ownership.ownership_problem(stage_directory, index, generation):
+                    progress.update(1)
+                    continue
+                job = executor.submit(run_shard_task, config_path, stage, index, generation)
+                ownership.append_records(stage_directory, [{"shard": index, "generation": generation,
+                                                            "job_id": job.job_id}])
                 job_ids.append(job.job_id)
                 running.append(job)
             time.sleep(0.2)
@@ -330,6 +276,51 @@ def wanted_plan(cfg: PipelineConfig, stage_name: str, num_shards: int | None) ->
     return get_stage(stage_name).plan(cfg, num_shards)
 
 
+MIN_FREE_MB = 64
+"""A submission writes job pickles, logs and (later) shards: refuse it below this much free space."""
+
+
+def _free_mb(path: Path) -> float:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free / 2**20
+
+
+def _check_space(directory: Path) -> None:
+    free = _free_mb(directory)
+    if free < MIN_FREE_MB:
+        raise SubmissionError(f"{directory}: only {free:.1f} MB free on its file system; a submission needs at "
+                              f"least {MIN_FREE_MB} MB for job files, logs and shards. Free space or move work_dir.")
+
+
+def _file_system_error(exc: OSError, directory: Path) -> SubmissionError:
+    where = exc.filename or directory
+    if exc.errno == errno.ENOSPC:
+        return SubmissionError(f"{where}: no space left on device ({_free_mb(Path(where)):.1f} MB free): nothing "
+                               "was submitted. Free space or move work_dir.")
+    return SubmissionError(f"{where}: {exc.strerror or exc}: nothing was submitted.")
+
+
+def _scheduler_error(exc: Exception, scheduler: str) -> SubmissionError:
+    text = " ".join(str(exc).split())
+    match = re.search(r"((?:sbatch|qsub): error: .*?)(?:$| [A-Za-z]+Error)", text)
+    reason = match[1] if match else text[-300:] or type(exc).__name__
+    return SubmissionError(f"{scheduler} refused the submission: {reason}")
+
+
+def _remove_partial_files(folder: Path, started: float) -> None:
+    """submitit's half-written pickles (`*.save_tmp`) and this submission's orphaned job pickles."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*"):
+        try:
+            if path.name.endswith(".save_tmp") or (path.suffix == ".pkl" and path.stat().st_mtime >= started
+                                                   and "_submitted" in path.name and path.stat().st_size == 0):
+                path.unlink()
+        except OSError:
+            pass
+
+
 def submit(
     cfg: PipelineConfig,
     stage_name: str,
@@ -340,10 +331,12 @@ def submit(
     dry_run: bool = False,
     python: str | None = None,
     extra_directives: dict | None = None,
+    lock_wait_s: float = 60.0,
 ) -> Submission:
-    """Submit the shards of a stage that are failed or missing (not done, not pending, not running).
+    """Submit the shards of a stage that are failed, corrupt or missing (not done, not active).
 
-    A shard that is pending or running is never submitted twice (one writer per shard file).
+    Under the stage's submission lock: read the state, reserve the chosen shards for a new generation, submit,
+    record the job ids; a shard that is pending, running or being cancelled is never submitted twice.
     `extra_directives` adds raw scheduler options for this submission only (e.g. {'hold': True}).
     """
     stage = get_stage(stage_name)
@@ -352,6 +345,40 @@ def submit(
     resources = profile.resources_for(stage.resource_class, cluster)
     if extra_directives:
         resources = resources.model_copy(update={"extra_directives": {**resources.extra_directives, **extra_directives}})
+    directory = stage_dir(cfg, stage_name)
+    if dry_run:
+        return _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, True, python)
+    _check_space(cfg.work_dir)
+    started = time.time()
+    folder = log_folder(cfg, stage_name)
+    try:
+        with ownership.submission_lock(directory, f"ldrt-hpc run {stage_name}", wait_s=lock_wait_s):
+            result = _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, False, python)
+            if not result.shards:
+                return result
+            config_path = str(freeze(cfg))
+            folder.mkdir(parents=True, exist_ok=True)
+            result.generation = ownership.new_generation()
+            ownership.append_records(directory, [
+                {"shard": i, "generation": result.generation, "scheduler": profile.scheduler, "cluster": cluster,
+                 "folder": str(folder), "submitted_at": time.time(), "submitter": ownership.whoami(), "job_id": None}
+                for i in result.shards])
+            executor = make_executor(profile, resources, folder, f"ldrt-{stage_name}")
+            if profile.scheduler != "local":
+                _submit_arrays(executor, profile, directory, config_path, stage_name, result)
+                return result
+    except OSError as exc:
+        _remove_partial_files(folder, started)
+        raise _file_system_error(exc, directory) from None
+    # local: the lock is released once the shards are reserved; the pool runs them and waits for them
+    with _exported({"LDRT_WORKERS": str(resources.cpus_per_task), **profile.exports}):
+        result.job_ids = _run_local(executor, config_path, directory, stage_name, result.shards,
+                                    resources.array_parallelism, result.generation)
+    return result
+
+
+def _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, dry_run, python) -> Submission:
+    """Pin (or re-plan) the plan and choose the shards to submit; the job script that would run them."""
     directory = stage_dir(cfg, stage_name)
     pinned = load_plan(directory)
     if pinned is not None and not replan:
@@ -370,42 +397,42 @@ def submit(
         rows = [ShardStatus(index, "missing") for index in range(plan.num_shards)]
     selected = set(parse_shards(shards, plan.num_shards)) if shards else set(range(plan.num_shards))
     active = [r.shard for r in rows if r.shard in selected and r.state in ACTIVE]
-    todo = [r.shard for r in rows if r.shard in selected and r.state in ("failed", "missing")]
+    todo = [r.shard for r in rows if r.shard in selected and r.state in TO_SUBMIT]
     # shard i of a downstream stage starts from shard i of its inputs: wait until those are complete
     waiting = [i for i in todo if not all(is_complete(stage_dir(cfg, up), i) for up in plan.upstream)]
     todo = [i for i in todo if i not in waiting]
-    folder = log_folder(cfg, stage_name)
-    job_name = f"ldrt-{stage_name}"
     chunk = profile.max_array_size if profile.scheduler != "local" else len(todo) or 1
-    script = job_script(profile, resources, folder, job_name, min(len(todo), chunk), python=python)
-    result = Submission(stage_name, cluster, todo, [], script, dry_run, active, waiting)
-    if dry_run or not todo:
-        return result
-    config_path = str(freeze(cfg))
-    folder.mkdir(parents=True, exist_ok=True)
+    script = job_script(profile, resources, log_folder(cfg, stage_name), f"ldrt-{stage_name}", min(len(todo), chunk),
+                        python=python)
+    return Submission(stage_name, cluster, todo, [], script, dry_run, active, waiting)
 
-    def record(indices: list[int], job_ids: list[str]) -> None:
-        now = time.time()
-        append_records(cfg, stage_name, [
-            {"shard": i, "job_id": j, "scheduler": profile.scheduler, "cluster": cluster, "folder": str(folder),
-             "submitted_at": now} for i, j in zip(indices, job_ids)])
 
-    executor = make_executor(profile, resources, folder, job_name)
-    if profile.scheduler == "local":
-        with _exported({"LDRT_WORKERS": str(resources.cpus_per_task), **profile.exports}):
-            result.job_ids = _run_local(executor, config_path, stage_name, todo, resources.array_parallelism, record)
-        return result
-    for start in range(0, len(todo), chunk):  # arrays larger than the site allows are split
+def _submit_arrays(executor, profile: ClusterProfile, directory: Path, config_path: str, stage_name: str,
+                   result: Submission) -> None:
+    """One array per `max_array_size` shards; job ids recorded as each array is accepted. A refused array
+    marks its shards (and the ones not yet submitted) as aborted, so that status shows why."""
+    chunk = profile.max_array_size
+    todo = result.shards
+    for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        jobs = executor.map_array(run_shard_task, [config_path] * len(part), [stage_name] * len(part), part)
+        try:
+            jobs = executor.map_array(run_shard_task, [config_path] * len(part), [stage_name] * len(part), part,
+                                      [result.generation] * len(part))
+        except Exception as exc:  # noqa: BLE001 - submitit raises several types; all become one clear line
+            error = exc if isinstance(exc, OSError) else _scheduler_error(exc, profile.scheduler)
+            ownership.append_records(directory, [{"shard": i, "generation": result.generation, "aborted": str(error)}
+                                                 for i in todo[start:]])
+            if isinstance(exc, OSError):
+                raise
+            raise error from None
         ids = [job.job_id for job in jobs]
-        record(part, ids)
+        ownership.append_records(directory, [{"shard": i, "generation": result.generation, "job_id": j}
+                                             for i, j in zip(part, ids)])
         result.job_ids += ids
-    return result
 
 
 def wait(cfg: PipelineConfig, stage: str, poll_s: float = 2.0, timeout_s: float | None = None) -> list[ShardStatus]:
-    """Block until no shard of the stage is pending or running; returns the final status rows."""
+    """Block until no shard of the stage is pending, running or being cancelled; returns the final status rows."""
     started = time.time()
     while True:
         rows = stage_status(cfg, stage)
@@ -416,42 +443,65 @@ def wait(cfg: PipelineConfig, stage: str, poll_s: float = 2.0, timeout_s: float 
         time.sleep(poll_s)
 
 
-def _whole_arrays(job_ids: list[str], records: dict[int, dict]) -> list[str]:
-    """Replace the tasks of an array by the array id when every task of it is being cancelled: Slurm then
-    records the array as CANCELLED, whereas a pending task cancelled alone leaves no accounting record."""
-    tasks_of: dict[str, set[str]] = {}
-    for record in records.values():
-        tasks_of.setdefault(record["job_id"].split("_")[0], set()).add(record["job_id"])
-    chosen = set(job_ids)
-    result = []
-    for base, tasks in tasks_of.items():
-        if tasks and tasks <= chosen:
-            result.append(base)
-            chosen -= tasks
-    return result + sorted(chosen)
+def cancel(cfg: PipelineConfig, stage: str, grace_s: float = 10.0) -> list[ShardStatus]:
+    """Cancel every pending or running shard of the stage; returns the rows that were cancelled.
 
-
-def cancel(cfg: PipelineConfig, stage: str) -> list[ShardStatus]:
-    """Cancel every pending or running shard of the stage; returns the rows that were cancelled."""
-    rows = [r for r in stage_status(cfg, stage) if r.state in ACTIVE]
+    1. under the submission lock, mark each active shard's generation cancelled: from now on none of its tasks
+       can commit (ldrt_hpc/ownership.py), whatever the scheduler does;
+    2. ask the scheduler to end the jobs (scancel / qdel / SIGTERM, which the task handles by stopping);
+    3. after `grace_s`, kill what still runs (scancel --signal=KILL, qdel -W force, SIGKILL).
+    `status` shows "cancelling" until the scheduler confirms the end.
+    """
+    directory = stage_dir(cfg, stage)
+    with ownership.submission_lock(directory, f"ldrt-hpc cancel {stage}"):
+        rows = [r for r in stage_status(cfg, stage) if r.state in ACTIVE]
+        now = time.time()
+        ownership.append_records(directory, [{"shard": r.shard, "generation": r.generation, "cancelled_at": now}
+                                             for r in rows])
     by_scheduler: dict[str, list[str]] = {}
     for row in rows:
-        by_scheduler.setdefault(row.scheduler or "local", []).append(row.job_id)
-    for scheduler, job_ids in by_scheduler.items():
-        if scheduler == "slurm":
-            subprocess.run(["scancel", *_whole_arrays(job_ids, latest_records(cfg, stage))], check=False)
-        elif scheduler == "pbs":
-            from .pbs import native_id
-
-            for job_id in job_ids:
-                subprocess.run(["qdel", native_id(job_id)], check=False)
-        else:
-            for job_id in job_ids:
-                try:
-                    os.kill(int(job_id), signal.SIGTERM)
-                except (ProcessLookupError, ValueError):
-                    pass
+        if row.job_id:
+            by_scheduler.setdefault(row.scheduler or "local", []).append(row.job_id)
+    all_ids = [r["job_id"] for r in latest_records(cfg, stage).values() if r.get("job_id")]
+    complaints = [schedulers.stop_jobs(name, ids, all_ids) for name, ids in by_scheduler.items()]
+    deadline = time.time() + grace_s
+    still = _still_running(by_scheduler)
+    while still and time.time() < deadline:
+        time.sleep(min(1.0, max(0.0, deadline - time.time())))
+        still = _still_running(by_scheduler)
+    for name, ids in still.items():
+        complaints.append(schedulers.stop_jobs(name, ids, all_ids, force=True))
+    complaints = [c for c in complaints if c]
+    if complaints:
+        raise CancelError(f"{stage}: marked {len(rows)} shard(s) cancelled (none of their tasks can commit), but "
+                          + "; ".join(complaints))
     return rows
+
+
+def _still_running(by_scheduler: dict[str, list[str]]) -> dict[str, list[str]]:
+    still = {}
+    for name, ids in by_scheduler.items():
+        states = schedulers.STATE_QUERIES[name](ids)
+        running = [job_id for job_id in ids if states.get(job_id) in RUNNING]
+        if running:
+            still[name] = running
+    return still
+
+
+def verify_stage(cfg: PipelineConfig, stage: str, set_aside: bool = True) -> list[VerifyResult]:
+    """Verify every shard that has a marker; a bad one is set aside (`status` then says corrupt, `rerun` redoes
+    it). Shards without a marker are not verified (nothing was committed)."""
+    directory = stage_dir(cfg, stage)
+    plan = require_plan(cfg, stage)
+    results = []
+    for index in tqdm(range(plan.num_shards), desc=f"verify {stage}", unit="shard", mininterval=5, leave=False):
+        if read_marker(directory, index) is None:
+            continue
+        result = verify_shard(directory, index)
+        if not result.ok and set_aside:
+            set_aside_corrupt(directory, index, result.problems)
+        results.append(result)
+    return results
 
 
 def status_json(rows: list[ShardStatus]) -> str:
@@ -460,10 +510,10 @@ def status_json(rows: list[ShardStatus]) -> str:
 
 def last_cluster(cfg: PipelineConfig, stage: str) -> str | None:
     """The cluster profile of the newest submission of the stage (rerun's default)."""
-    records = latest_records(cfg, stage)
+    records = [r for r in latest_records(cfg, stage).values() if r.get("cluster")]
     if not records:
         return None
-    return max(records.values(), key=lambda r: r["submitted_at"]).get("cluster")
+    return max(records, key=lambda r: r.get("submitted_at", 0)).get("cluster")
 
 
 def require_plan(cfg: PipelineConfig, stage: str) -> Plan:
@@ -475,4 +525,5 @@ def require_plan(cfg: PipelineConfig, stage: str) -> Plan:
 
 
 __all__ = ["submit", "stage_status", "format_status", "wait", "cancel", "parse_shards", "format_shards",
-           "ShardStatus", "Submission", "last_cluster", "require_plan", "status_json"]
+           "ShardStatus", "Submission", "SubmissionError", "last_cluster", "require_plan", "status_json",
+           "verify_stage"]

@@ -81,10 +81,11 @@ def list_inputs(cfg: IngestConfig, work_dir: Path | None = None) -> list[str]:
 
 
 def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
-    count = num_shards or cfg.stages.ingest.num_shards
-    inputs = list_inputs(cfg.stages.ingest, cfg.work_dir)
+    settings = cfg.stage_settings("ingest")
+    count = num_shards or settings.num_shards
+    inputs = list_inputs(settings, cfg.work_dir)
     if not inputs:
-        where = cfg.stages.ingest.input_dir or cfg.stages.ingest.manifest or "the download stage"
+        where = settings.input_dir or settings.manifest or "the download stage"
         raise FileNotFoundError(f"stages.ingest: no PDF files found in {where}")
     by_id: dict[str, list[str]] = {}
     for path in inputs:
@@ -149,7 +150,7 @@ def check_pdf(path: str, cfg: IngestConfig) -> dict[str, Any]:
 
 
 def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
-    ingest_cfg = cfg.stages.ingest
+    ingest_cfg = cfg.stage_settings("ingest")
     ok = bad = pages = 0
     for path in tqdm(shard.inputs, desc=f"ingest {shard.index}", unit="pdf", mininterval=5):
         record = check_pdf(path, ingest_cfg)

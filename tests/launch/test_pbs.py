@@ -136,4 +136,4 @@ def test_pbs_poll_and_cancel_through_wrappers(qsub_wrappers, synth_pdfs, make_co
     watcher.update()
     assert watcher.get_state(job_id, mode="cache") == "COMPLETED"  # qstat.pl reports C for every ending
     row = stage_status(cfg, "ingest")[0]
-    assert row.state == "failed" and "finished without a completion marker" in row.error
+    assert row.state == "failed" and "cancelled at" in row.error
