@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import SHARED
 from tests.s2_server import S2ReplayServer
 
-RECORDINGS = Path(__file__).resolve().parent.parent.parent / "shared" / "s2" / "responses"
+RECORDINGS = SHARED / "s2" / "responses"
 BULK = "/graph/v1/paper/search/bulk"
 BATCH = "/graph/v1/paper/batch"
 FIRST_TOKEN = (
@@ -52,6 +53,7 @@ def bulk(srv: S2ReplayServer, query: str, token: str | None = None, **params) ->
 # --- recordings ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.shared
 def test_recorded_first_and_next_bulk_pages(recorded):
     first = bulk(recorded, "kubernetes", fields="title")
     assert first.status_code == 200
@@ -69,6 +71,7 @@ def test_recorded_first_and_next_bulk_pages(recorded):
                                                "year": "2020-"}
 
 
+@pytest.mark.shared
 def test_recorded_get_404_400_and_batch(recorded):
     ok = requests.get(recorded.url("/graph/v1/paper/10.1093/mind/lix.236.433"), params={"fields": "title"},
                       timeout=TIMEOUT)
@@ -181,6 +184,7 @@ def test_429_twice_then_success(server):
     assert server.pending_faults() == {}
 
 
+@pytest.mark.shared
 def test_429_body_comes_from_the_reconstructed_file():
     folder = need_recordings()
     expected = json.loads((folder / "RECONSTRUCTED_429_too_many_requests.json").read_text())["body"]
