@@ -121,3 +121,16 @@ def test_relative_paths_resolve_and_freeze(tmp_path):
     assert frozen.parent == tmp_path / "w" / "_configs"
     again = load_pipeline(frozen, base=Path("/somewhere/else"))
     assert again == cfg and config_hash(again) == config_hash(cfg)
+
+
+def test_a_stage_section_is_required_only_when_that_stage_runs(tmp_path):
+    """A harvest-only config (only stages.search) loads; running ingest with it names the file and the key."""
+    from ldrt_hpc.launch import submit
+
+    path = _write(tmp_path, "work_dir: w\nstages:\n  search:\n    keywords: k.yaml\n")
+    cfg = load_pipeline(path, base=tmp_path)
+    assert cfg.stages.ingest is None and cfg.stages.search.keywords == tmp_path / "k.yaml"
+    with pytest.raises(ConfigError, match=rf"{path}: stages.ingest: missing required key \(the `ingest` stage needs it\)"):
+        submit(cfg, "ingest", dry_run=True)
+    frozen = load_pipeline(freeze(cfg))
+    assert frozen == cfg and frozen.stages.ingest is None

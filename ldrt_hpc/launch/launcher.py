@@ -183,11 +183,19 @@ def stage_status(cfg: PipelineConfig, stage: str, plan: Plan | None = None) -> l
             marker = read_marker(directory, index) or {}
             row.items, row.job_id = marker.get("item_count"), marker.get("job_id") or row.job_id
         elif row.state == "failed" and evidence.failure is None and row.log and "cancelled" not in (row.error or ""):
-            detail = last_error_line(Path(row.log))
-            if detail:
-                row.error = f"{row.error}: {detail}"
+            row.error = _with_log_detail(row.error, Path(row.log), cfg.work_dir)
         rows.append(row)
     return rows
+
+
+def _with_log_detail(error: str | None, log: Path, work_dir: Path) -> str:
+    """Add the job's own last error line; an empty log on a nearly full file system says so."""
+    detail = last_error_line(log)
+    if detail:
+        return f"{error}: {detail}"
+    if log.is_file() and log.stat().st_size == 0 and _free_mb(work_dir) < MIN_FREE_MB:
+        return f"{error}: its log is empty and {work_dir} has {_free_mb(work_dir):.1f} MB free (file system full?)"
+    return error or ""
 
 
 STATE_ORDER = ("done", "failed", "corrupt", "cancelling", "running", "pending", "missing", "unknown")
@@ -308,6 +316,17 @@ def _scheduler_error(exc: Exception, scheduler: str) -> SubmissionError:
     return SubmissionError(f"{scheduler} refused the submission: {reason}")
 
 
+def _remove_dead_attempts(directory: Path, shards: list[int]) -> None:
+    """submitit's half-written result pickles of the earlier (ended) jobs of the shards about to be resubmitted:
+    a task that died on a full or read-only file system leaves `<job>_<task>_result.pkl.save_tmp` behind."""
+    records = ownership.owners(directory)
+    for index in shards:
+        record = records.get(index) or {}
+        if record.get("folder") and record.get("job_id"):
+            for path in Path(record["folder"]).glob(f"{record['job_id']}_*.save_tmp"):
+                path.unlink(missing_ok=True)
+
+
 def _remove_partial_files(folder: Path, started: float) -> None:
     """submitit's half-written pickles (`*.save_tmp`) and this submission's orphaned job pickles."""
     if not folder.is_dir():
@@ -356,6 +375,7 @@ def submit(
             result = _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, False, python)
             if not result.shards:
                 return result
+            _remove_dead_attempts(directory, result.shards)
             config_path = str(freeze(cfg))
             folder.mkdir(parents=True, exist_ok=True)
             result.generation = ownership.new_generation()

@@ -357,16 +357,47 @@ def test_full_work_dir_is_one_line_and_leaves_nothing(tmp_path, synth_pdfs, moun
     from ldrt_hpc.launch import launcher
 
     monkeypatch.setattr(launcher, "MIN_FREE_MB", 0)
-    with open(small / "filler", "wb") as handle:
+    fill(small)
+    cfg = load_pipeline(config)
+    with pytest.raises(SubmissionError, match=r"no space left on device \(0\.0 MB free\): nothing was submitted"):
+        submit(cfg, "ingest")
+    assert leftovers(small) == []
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with open(filler, "wb") as handle:
         try:
             while True:
                 handle.write(b"\0" * (1 << 20))
                 handle.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
+    return filler
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(not _can_mount(), reason="needs root to mount a small tmpfs")
+def test_tasks_on_a_full_work_dir_say_so_and_rerun_cleans_up(slurm, tmp_path, synth_pdfs, mounts):
+    small = tmp_path / "small"
+    small.mkdir()
+    mount(mounts, "-t", "tmpfs", "-o", "size=70m", "tmpfs", str(small))
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("# ldrt-hpc run ingest (test)\n" + yaml.safe_dump(
+        {"work_dir": str(small / "work"), "cluster": "localslurm",
+         "stages": {"ingest": {"input_dir": str(synth_pdfs), "num_shards": 2}}}))
     cfg = load_pipeline(config)
-    with pytest.raises(SubmissionError, match=r"no space left on device \(0\.0 MB free\): nothing was submitted"):
-        submit(cfg, "ingest")
+    slurm.append((cfg, "ingest"))
+    held = submit(cfg, "ingest", extra_directives={"hold": True})
+    filler = fill(small)  # the disk fills up while the jobs wait in the queue
+    subprocess.run(["scontrol", "release", held.job_ids[0].split("_")[0]], check=True)
+    rows = wait(cfg, "ingest", timeout_s=240)
+    assert [r.state for r in rows] == ["failed", "failed"], format_status("ingest", rows)
+    assert all("MB free (file system full?)" in r.error or "No space left" in r.error for r in rows), rows
+    filler.unlink()
+    rerun = cli("rerun", "ingest", "--config", str(config), "--wait")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert [r.state for r in stage_status(cfg, "ingest")] == ["done", "done"]
     assert leftovers(small) == []
 
 
