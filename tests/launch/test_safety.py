@@ -338,15 +338,21 @@ def mount(points: list, *args: str) -> None:
     points.append(Path(args[-1]))
 
 
-@pytest.mark.skipif(not _can_mount(), reason="needs root to mount a small tmpfs")
-def test_full_work_dir_is_one_line_and_leaves_nothing(tmp_path, synth_pdfs, mounts, monkeypatch):
+def small_work_dir(tmp_path: Path, mounts: list, size: str, cluster: str, synth_pdfs: Path) -> tuple[Path, Path]:
+    """A tmpfs of `size` mounted at tmp_path/small, and an ingest config whose work_dir lies on it."""
     small = tmp_path / "small"
     small.mkdir()
-    mount(mounts, "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small))
+    mount(mounts, "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(small))
     config = tmp_path / "pipeline.yaml"
     config.write_text("# ldrt-hpc run ingest (test)\n" + yaml.safe_dump(
-        {"work_dir": str(small / "work"), "cluster": "local",
+        {"work_dir": str(small / "work"), "cluster": cluster,
          "stages": {"ingest": {"input_dir": str(synth_pdfs), "num_shards": 2}}}))
+    return small, config
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs root to mount a small tmpfs")
+def test_full_work_dir_is_one_line_and_leaves_nothing(tmp_path, synth_pdfs, mounts, monkeypatch):
+    small, config = small_work_dir(tmp_path, mounts, "8m", "local", synth_pdfs)
     refused = cli("run", "ingest", "--config", str(config), check=False)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
@@ -378,13 +384,7 @@ def fill(folder: Path) -> Path:
 @pytest.mark.slurm
 @pytest.mark.skipif(not _can_mount(), reason="needs root to mount a small tmpfs")
 def test_tasks_on_a_full_work_dir_say_so_and_rerun_cleans_up(slurm, tmp_path, synth_pdfs, mounts):
-    small = tmp_path / "small"
-    small.mkdir()
-    mount(mounts, "-t", "tmpfs", "-o", "size=70m", "tmpfs", str(small))
-    config = tmp_path / "pipeline.yaml"
-    config.write_text("# ldrt-hpc run ingest (test)\n" + yaml.safe_dump(
-        {"work_dir": str(small / "work"), "cluster": "localslurm",
-         "stages": {"ingest": {"input_dir": str(synth_pdfs), "num_shards": 2}}}))
+    small, config = small_work_dir(tmp_path, mounts, "70m", "localslurm", synth_pdfs)
     cfg = load_pipeline(config)
     slurm.append((cfg, "ingest"))
     held = submit(cfg, "ingest", extra_directives={"hold": True})
