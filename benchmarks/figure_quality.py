@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ldrt_hpc.demo import synth_corpus  # noqa: E402
 from ldrt_hpc.pdf.evaluate import real_ground_truth, score_paper, summarise  # noqa: E402
-from ldrt_hpc.synth import synth_corpus  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldrt_hpc.config import FilterConfig  # noqa: E402
 from ldrt_hpc.isolate import run_isolated  # noqa: E402
-from ldrt_hpc.pdf.figures import detect, render  # noqa: E402
+from ldrt_hpc.pdf.detector import detect, render  # noqa: E402
 from ldrt_hpc.pdf.markdown import to_markdown  # noqa: E402
-from ldrt_hpc.stages.filter import decide  # noqa: E402
+from ldrt_hpc.images.quality import decide  # noqa: E402
 
 
 def timed(label: str, pages: int, func, repeat: int) -> float:

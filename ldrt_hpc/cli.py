@@ -20,7 +20,7 @@ def _config(args):
 
 def _print_submission(result, shards_text) -> None:
     from .launch import format_shards
-    from .stages import get_stage
+    from .stages import GRAPH
 
     if result.dry_run:
         print(f"# job script ({result.cluster}); {len(result.shards)} shard(s) would be submitted")
@@ -29,7 +29,7 @@ def _print_submission(result, shards_text) -> None:
         print(f"{result.stage}: shards {format_shards(result.skipped_active)} are pending or running: not submitted again")
     if result.waiting:
         print(f"{result.stage}: shards {format_shards(result.waiting)} wait for their input shards "
-              f"({', '.join(get_stage(result.stage).reads)}): not submitted")
+              f"({', '.join(GRAPH[result.stage].inputs)}): not submitted")
     if not result.shards:
         where = f" in {shards_text}" if shards_text else ""
         print(f"{result.stage}: nothing to submit{where} (every shard is done or active)")
@@ -178,10 +178,43 @@ def cmd_keywords(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .synth import synth_corpus
+    """Without --config: OUT, --papers and --seed as given (SynthConfig's defaults otherwise). With --config, what
+    is not given comes from the config: synth.papers, synth.seed, and stages.ingest.input_dir (the PDFs that
+    `run ingest` reads) as OUT."""
+    from .config import SynthConfig
+    from .errors import ConfigError, UserError
 
-    truth = synth_corpus(Path(args.out), args.papers, args.seed)
-    print(f"wrote {len(truth)} papers to {args.out}")
+    try:
+        from .demo import synth_corpus
+    except ModuleNotFoundError as exc:  # matplotlib is an extra: the pipeline itself does not need it
+        if (exc.name or "").split(".")[0] != "matplotlib":
+            raise
+        raise UserError("synth-corpus draws its figures with matplotlib: pip install 'ldrt-hpc[demo]'") from None
+    synth, out = SynthConfig(), args.out
+    if args.config is not None:
+        cfg = _config(args)
+        synth = cfg.synth
+        if out is None:
+            out = cfg.stage_settings("ingest").input_dir
+            if out is None:
+                raise ConfigError(f"{args.config}: stages.ingest.input_dir is not set: give the output folder")
+    if out is None:
+        raise UserError("synth-corpus: give the output folder, or --config to write to its stages.ingest.input_dir")
+    papers = synth.papers if args.papers is None else args.papers
+    seed = synth.seed if args.seed is None else args.seed
+    truth = synth_corpus(Path(out), papers, seed)
+    print(f"wrote {len(truth)} papers to {out}")
+    return 0
+
+
+def cmd_stages(args) -> int:
+    """The stage graph: every stage in pipeline order, or the names from --from to --to (for scripts)."""
+    from .stages.graph import GRAPH
+
+    if args.names:
+        print(" ".join(GRAPH.between(args.first, args.last)))
+    else:
+        print(GRAPH.describe())
     return 0
 
 
@@ -231,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-id", help="scheduler job id, recorded in the marker")
     p.add_argument("--force", action="store_true", help="run even if the shard is complete")
 
+    p = sub.add_parser("stages", help="the stage graph: stages in pipeline order, what each reads and plans from")
+    p.add_argument("--from", dest="first", help="first stage of the range (--names)")
+    p.add_argument("--to", dest="last", help="last stage of the range (--names)")
+    p.add_argument("--names", action="store_true", help="print only the names, space-separated (for make and scripts)")
+    p.set_defaults(func=cmd_stages)
+
     p = sub.add_parser("export", help="`figures` -> pdffigures2-style JSON + PNG; `llava` -> train/eval JSON + images")
     p.add_argument("what", choices=["figures", "llava"], help="what to export")
     p.add_argument("--eval-share", type=float, default=0.03, help="llava: share of samples in eval (by paper)")
@@ -247,29 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_keywords)
 
     p = sub.add_parser("synth-corpus", help="write a generated LDRT-like PDF corpus (the demo input)")
-    p.add_argument("out", help="output folder")
-    p.add_argument("--papers", type=int, default=8, help="number of papers")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same PDFs)")
+    p.add_argument("out", nargs="?", help="output folder (with --config: default stages.ingest.input_dir)")
+    p.add_argument("--papers", type=int, help="number of papers (default 8, with --config synth.papers)")
+    p.add_argument("--seed", type=int, help="random seed, same seed same PDFs (default 0, with --config synth.seed)")
+    p.add_argument("--config", help="pipeline config YAML whose synth section and ingest input_dir are the defaults")
     p.set_defaults(func=cmd_synth)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
-    from .ownership import LockError
-    from .plan import PlanError
-    from .shards import ShardError
+    from .errors import UserError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    handled: tuple = (ConfigError, PlanError, LockError, ShardError, FileNotFoundError, KeyError, ValueError)
-    if args.command not in ("task", "synth-corpus"):
-        from .launch import CancelError, SubmissionError
-
-        handled += (SubmissionError, CancelError)
     try:
         return args.func(args)
-    except handled as exc:
+    except (UserError, FileNotFoundError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"ldrt-hpc: error: {message}", file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
 """Typed configuration: the pipeline config and the cluster profiles, loaded from YAML.
 
 Every field has a one-line doc (the attribute docstring). Unknown keys, wrong types and impossible values are
-errors that name the file and the key. Relative paths are resolved against the directory the command runs in,
-once, when the config is loaded; jobs receive a frozen copy with absolute paths (see `freeze`).
+errors that name the file and the key. Relative paths are resolved against the config file's folder, once, when
+the config is loaded; jobs receive a frozen copy with absolute paths (see `freeze`).
 """
 
 from __future__ import annotations
@@ -11,17 +11,56 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CLUSTERS_DIR = REPO_ROOT / "configs" / "clusters"
+from .errors import ConfigError  # noqa: F401  (re-exported: callers catch it from here)
+from .layout import frozen_configs_dir
+
+SHIPPED = Path(__file__).resolve().parent / "configs"
+"""Cluster profiles, module files, keyword lists and prompts shipped as package data (found from any directory,
+in a checkout or an installed wheel)."""
+CLUSTERS_DIR = SHIPPED / "clusters"
 
 
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message names the file and the key."""
+def _search_path(local: str, env_var: str, shipped: Path) -> list[Path]:
+    """Where names are looked up, first match wins: the site's own folder under the current directory, the
+    folders in $env_var (os.pathsep-separated), then what the package ships."""
+    extra = [Path(p) for p in os.environ.get(env_var, "").split(os.pathsep) if p]
+    return [Path.cwd() / local, *extra, shipped]
+
+
+def cluster_search_path() -> list[Path]:
+    return _search_path("configs/clusters", "LDRT_CLUSTERS", CLUSTERS_DIR)
+
+
+def module_search_path() -> list[Path]:
+    return _search_path("env/modules", "LDRT_MODULES", SHIPPED / "modules")
+
+
+def _find(name: str, suffix: str, folders: list[Path]) -> Path | None:
+    for folder in folders:
+        if (folder / f"{name}{suffix}").is_file():
+            return (folder / f"{name}{suffix}").resolve()
+    return None
+
+
+def module_profile_path(name_or_path: str) -> Path:
+    """A module profile by file name ('polaris.sh', looked up like the cluster profiles) or by path."""
+    if "/" in name_or_path:
+        path = Path(name_or_path).expanduser()
+        if path.is_file():
+            return path.resolve()
+        raise ValueError(f"no such module profile: {path}")
+    found = _find(name_or_path, "", module_search_path())
+    if found is None:
+        raise ValueError(f"no such module profile: {name_or_path} (looked in "
+                         f"{', '.join(str(f) for f in module_search_path())})")
+    return found
+
+
 
 
 class Strict(BaseModel):
@@ -73,7 +112,8 @@ class ClusterProfile(Strict):
     max_array_size: int = Field(1000, ge=2)
     """Largest array the site accepts (Slurm MaxArraySize - 1, PBS max_array_size); bigger ones are split."""
     modules_profile: str | None = None
-    """Shell file under env/modules/ sourced by every job script (module loads for the site)."""
+    """Shell file sourced by every job script (module loads for the site): a path, or a name found in ./env/modules,
+    $LDRT_MODULES or the package's shipped profiles."""
     conda_env: str | None = None
     """Conda environment activated by every job script (None: use the submitting Python as it is)."""
     exports: dict[str, str] = Field(default_factory=dict)
@@ -95,8 +135,8 @@ class ClusterProfile(Strict):
     @field_validator("modules_profile")
     @classmethod
     def _profile_exists(cls, value: str | None) -> str | None:
-        if value is not None and not (REPO_ROOT / "env" / "modules" / value).is_file():
-            raise ValueError(f"no such module profile: env/modules/{value}")
+        if value is not None:
+            module_profile_path(value)
         return value
 
     def resources_for(self, resource_class: str, profile_name: str) -> Resources:
@@ -113,7 +153,7 @@ class ClusterProfile(Strict):
         """Shell lines every job script runs before Python starts: modules, conda, exports, extra setup."""
         lines: list[str] = []
         if self.modules_profile:
-            lines.append(f"source {REPO_ROOT / 'env' / 'modules' / self.modules_profile}")
+            lines.append(f"source {module_profile_path(self.modules_profile)}")
         if self.conda_env:
             lines.append(f"conda activate {self.conda_env}")
         lines += [f"export {key}={value}" for key, value in sorted(self.exports.items())]
@@ -127,7 +167,7 @@ class ClusterProfile(Strict):
 class SearchConfig(Strict):
     """The `search` stage: Semantic Scholar bulk search over the keyword list (one task: one API key's rate)."""
 
-    keywords: Path = Path("configs/keywords/ldrt.yaml")
+    keywords: Path = SHIPPED / "keywords" / "ldrt.yaml"
     """YAML file with the search strings (bulk-search syntax: + AND, | OR, - NOT, "phrases", prefix*)."""
     base_url: str = "https://api.semanticscholar.org"
     """API root (tests point it at a local server)."""
@@ -146,11 +186,11 @@ class SearchConfig(Strict):
     requests_per_s: float = Field(1.0, gt=0)
     """Request rate (about 1/s with a key)."""
     max_retries: int = Field(6, ge=0)
-    """Retries of one request on 429, 5xx, timeouts, resets and malformed JSON."""
+    """Retries of one request on 429, 5xx, timeouts, resets, bodies cut short and malformed JSON."""
     backoff_s: float = Field(1.0, ge=0)
-    """First retry delay; doubled each retry, with jitter."""
+    """Retry delay: the 2nd retry waits this, each next one twice as long, plus jitter (the 1st goes at once)."""
     backoff_max_s: float = Field(60.0, ge=0)
-    """Cap of the retry delay."""
+    """Cap of the retry delay (a Retry-After header from the API is honoured in full)."""
     timeout_s: float = Field(30.0, gt=0)
     """Read timeout of one request (connect timeout: 10 s)."""
     max_pages_per_keyword: int | None = Field(None, ge=1)
@@ -175,7 +215,9 @@ class DownloadConfig(Strict):
     retries: int = Field(2, ge=0)
     """Retries of a transient failure (timeout, reset, truncated body, 429, 5xx)."""
     backoff_s: float = Field(2.0, ge=0)
-    """First retry delay; doubled each retry, with jitter."""
+    """Retry delay: the 2nd retry waits this, each next one twice as long, plus jitter (the 1st goes at once)."""
+    backoff_max_s: float = Field(60.0, ge=0)
+    """Cap of the retry delay (a Retry-After header from the server is honoured in full)."""
     user_agent: str = "ldrt-hpc/0.1 (open-access research corpus builder)"
     """User-Agent header of the downloads."""
 
@@ -259,7 +301,7 @@ class ContextConfig(Strict):
 class QAConfig(Strict):
     """The `qa` stage: detailed descriptions and complex-reasoning Q&A written by the LLM from caption + mentions."""
 
-    prompts: Path = Path("configs/prompts/qa-v1.yaml")
+    prompts: Path = SHIPPED / "prompts" / "qa-v1.yaml"
     """Versioned prompt file (system prompt, two task prompts, the 20 template questions)."""
     tasks: list[Literal["description", "reasoning"]] = Field(default_factory=lambda: ["description", "reasoning"])
     """Which samples to write per figure."""
@@ -296,7 +338,11 @@ class LLMConfig(Strict):
     cache_dir: Path | None = None
     """Where the embedded model is converted to safetensors once (None: WORK/_models)."""
     max_retries: int = Field(5, ge=0)
-    """Retries of one request ('openai' backend) on 429, 5xx, timeouts and resets."""
+    """Retries of one request ('openai' backend) on 429, 5xx, timeouts, resets and malformed answers."""
+    backoff_s: float = Field(0.5, ge=0)
+    """Retry delay ('openai'): the 2nd retry waits this, each next one twice as long, plus jitter (1st at once)."""
+    backoff_max_s: float = Field(30.0, ge=0)
+    """Cap of the retry delay ('openai' backend; a Retry-After header is honoured in full)."""
     timeout_s: float = Field(300.0, gt=0)
     """Read timeout of one request ('openai' backend)."""
     tensor_parallel_size: int | None = Field(None, ge=1)
@@ -304,12 +350,12 @@ class LLMConfig(Strict):
 
 
 class SynthConfig(Strict):
-    """The generated demo corpus (`ldrt-hpc synth-corpus`)."""
+    """The generated demo corpus: `ldrt-hpc synth-corpus --config FILE` writes it to stages.ingest.input_dir."""
 
     papers: int = Field(8, ge=1)
-    """Number of papers to generate."""
+    """Number of papers to generate (--papers overrides it)."""
     seed: int = 0
-    """Random seed; the same seed gives the same PDFs."""
+    """Random seed; the same seed gives the same PDFs (--seed overrides it)."""
 
 
 class StagesConfig(Strict):
@@ -339,9 +385,10 @@ class PipelineConfig(Strict):
     work_dir: Path
     """Root of the work directory: WORK/<stage>/shard-NNNNN.h5, plans, markers, job logs."""
     cluster: str = "local"
-    """Default cluster profile (a name under configs/clusters/ or a YAML path); --cluster overrides it."""
+    """Default cluster profile (a name found in ./configs/clusters, $LDRT_CLUSTERS or the shipped profiles, or a
+    YAML path); --cluster overrides it."""
     synth: SynthConfig = Field(default_factory=SynthConfig)
-    """The generated corpus used by `make demo`."""
+    """The generated corpus of `ldrt-hpc synth-corpus --config` (the input of `make demo`)."""
     llm: LLMConfig = Field(default_factory=LLMConfig)
     """The LLM used to generate keywords and Q&A."""
     stages: StagesConfig
@@ -399,6 +446,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_model(model: type[ModelT], path: str | os.PathLike) -> ModelT:
+    """Read a YAML file into a typed model; every problem is a ConfigError naming the file and the key."""
+    path = Path(path)
+    try:
+        return model.model_validate(read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
+
+
 def _resolve_paths(data: Any, base: Path) -> Any:
     """Make every relative path in a validated config absolute (against `base`)."""
     if isinstance(data, BaseModel):
@@ -410,20 +469,17 @@ def _resolve_paths(data: Any, base: Path) -> Any:
 
 
 def load_pipeline(path: str | os.PathLike, base: Path | None = None) -> PipelineConfig:
-    """Load a pipeline config; relative paths resolve against `base` (default: the current directory)."""
+    """Load a pipeline config; relative paths resolve against `base` (default: the config file's folder, so that a
+    config means the same from any directory)."""
     path = Path(path)
-    data = read_yaml(path)
-    try:
-        config = PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
-    config = _resolve_paths(config, Path(base) if base else Path.cwd())
+    config = load_model(PipelineConfig, path)
+    config = _resolve_paths(config, Path(base) if base else path.resolve().parent)
     config._source = path
     return config
 
 
 class KeywordList(Strict):
-    """A keyword file (configs/keywords/*.yaml)."""
+    """A keyword file (ldrt_hpc/configs/keywords/*.yaml, or your own)."""
 
     keywords: list[str] = Field(min_length=1)
     """Search strings in the bulk-search query syntax, each used once."""
@@ -442,31 +498,28 @@ class KeywordList(Strict):
 
 
 def load_keywords(path: str | os.PathLike) -> list[str]:
-    path = Path(path)
-    try:
-        return KeywordList.model_validate(read_yaml(path)).keywords
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
+    return load_model(KeywordList, path).keywords
 
 
 def cluster_profile_path(name_or_path: str) -> Path:
-    """A profile name ('localslurm') maps to configs/clusters/<name>.yaml; anything with a slash is a path."""
+    """A profile name ('polaris') is looked up in ./configs/clusters, $LDRT_CLUSTERS, then the shipped profiles;
+    anything with a slash or a .yaml suffix is a path."""
     if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
-        return Path(name_or_path)
-    return CLUSTERS_DIR / f"{name_or_path}.yaml"
+        return Path(name_or_path).expanduser()
+    found = _find(name_or_path, ".yaml", cluster_search_path())
+    if found is None:
+        known = sorted({p.stem for folder in cluster_search_path() for p in folder.glob("*.yaml")})
+        raise ConfigError(f"no cluster profile '{name_or_path}' (known: {', '.join(known)}; looked in "
+                          f"{', '.join(str(f) for f in cluster_search_path())})")
+    return found
 
 
 def load_cluster(name_or_path: str) -> ClusterProfile:
     """Load a cluster profile by name or path."""
     path = cluster_profile_path(name_or_path)
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in CLUSTERS_DIR.glob("*.yaml")))
-        raise ConfigError(f"{path}: no such cluster profile (known profiles: {known})")
-    data = read_yaml(path)
-    try:
-        return ClusterProfile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
+        raise ConfigError(f"{path}: no such cluster profile file")
+    return load_model(ClusterProfile, path)
 
 
 def to_plain(config: BaseModel) -> dict[str, Any]:
@@ -486,7 +539,7 @@ def freeze(config: PipelineConfig) -> Path:
     Jobs receive this path (never the object): it is absolute, immutable and names the exact settings used.
     """
     digest = config_hash(config)
-    target = config.work_dir / "_configs" / f"{digest}.yaml"
+    target = frozen_configs_dir(config.work_dir) / f"{digest}.yaml"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".tmp-{os.getpid()}")

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from . import layout
 from .plan import load_plan
 from .shards import ShardReader, is_complete, shard_path
 
@@ -44,7 +45,7 @@ def export_figures(work_dir: Path, out_dir: Path) -> dict[str, int]:
 
 def _export_figures(work_dir: Path, out_dir: Path, final_dir: Path) -> dict[str, int]:
     """pdffigures2-compatible output: OUT/<paper>.json (a list of figures) and OUT/<paper>-<Type><name>.png."""
-    stage_dir = Path(work_dir) / "figures"
+    stage_dir = layout.stage_dir(work_dir, "figures")
     plan = load_plan(stage_dir)
     if plan is None:
         raise FileNotFoundError(f"no figures stage in {work_dir}: run `ldrt-hpc run figures` first")
@@ -94,9 +95,9 @@ def _export_llava(work_dir: Path, out_dir: Path, eval_share: float = 0.03, seed:
 
     Each entry: {"id", "image", "conversations": [{"from": "human", "value": "<image>\\n" + question},
     {"from": "gpt", "value": answer}]}, which the official LLaVA training scripts read as they are."""
-    from .qa import split_papers
+    from .instruct.split import split_papers
 
-    qa_dir, figures_dir = Path(work_dir) / "qa", Path(work_dir) / "figures"
+    qa_dir, figures_dir = layout.stage_dir(work_dir, "qa"), layout.stage_dir(work_dir, "figures")
     plan = load_plan(qa_dir)
     if plan is None:
         raise FileNotFoundError(f"no qa stage in {work_dir}: run `ldrt-hpc run qa` first")

@@ -29,27 +29,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .errors import LockError  # noqa: F401
+from .layout import jobs_dir, lock_path, records_path  # noqa: F401  (re-exported)
+
 log = logging.getLogger(__name__)
 
 LOCK_STALE_S = 3600.0
 """A lock of another host older than this is called stale in the error message (it is never broken silently)."""
 
 
-class LockError(RuntimeError):
-    """The stage's submission lock is held by another submission; the message says by whom and what to do."""
-
-
-def jobs_dir(stage_dir: Path) -> Path:
-    return Path(stage_dir) / "_jobs"
-
-
-def records_path(stage_dir: Path) -> Path:
-    return jobs_dir(stage_dir) / "submissions.jsonl"
-
-
-def lock_path(stage_dir: Path) -> Path:
-    """WORK/_locks/<stage>.lock: outside the stage folder, which a re-plan moves aside while the lock is held."""
-    return Path(stage_dir).parent / "_locks" / f"{Path(stage_dir).name}.lock"
 
 
 def new_generation() -> str:

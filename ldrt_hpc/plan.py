@@ -14,9 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class PlanError(RuntimeError):
-    """A plan that cannot be used as asked; the message says what to do."""
+from .errors import PlanError  # noqa: F401
+from .layout import plan_path, replaced_dir, stage_dir
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,9 @@ class Plan:
     assignments: tuple[tuple[str, ...], ...] | None
     """For a stage that reads files: the inputs of each shard."""
     upstream_fingerprint: str | None = None
-    """Hash of the upstream plans this plan was made against: a re-planned upstream makes it stale."""
+    """Hash of the state of every stage this plan reads or was planned from: a changed upstream makes it stale."""
+    planned_from: tuple[str, ...] | None = None
+    """The stages whose content this plan was built from (e.g. download from search); None: not said (yet)."""
 
     def inputs(self, index: int) -> tuple[str, ...]:
         if self.assignments is None:
@@ -43,6 +44,7 @@ class Plan:
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "assignments": None if self.assignments is None else [list(a) for a in self.assignments],
             "upstream_fingerprint": self.upstream_fingerprint,
+            "planned_from": None if self.planned_from is None else list(self.planned_from),
         }
         return json.dumps(payload, indent=None, separators=(",", ":")) + "\n"
 
@@ -56,6 +58,7 @@ class Plan:
             upstream=tuple(data.get("upstream") or ()),
             assignments=None if assignments is None else tuple(tuple(a) for a in assignments),
             upstream_fingerprint=data.get("upstream_fingerprint"),
+            planned_from=None if data.get("planned_from") is None else tuple(data["planned_from"]),
         )
 
 
@@ -70,10 +73,6 @@ def assign(keys: list[str], num_shards: int) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(sorted(ordered[index::num_shards])) for index in range(num_shards))
 
 
-def plan_path(stage_dir: Path) -> Path:
-    return Path(stage_dir) / "plan.json"
-
-
 def load_plan(stage_dir: Path) -> Plan | None:
     path = plan_path(stage_dir)
     if not path.is_file():
@@ -86,20 +85,20 @@ def load_plan(stage_dir: Path) -> Plan | None:
 
 def _move_aside(stage_dir: Path) -> Path:
     """Move plan, shards, markers and failure records into _replaced/<time>/ (nothing done is deleted)."""
-    target = stage_dir / "_replaced" / time.strftime("%Y%m%d-%H%M%S")
+    target = replaced_dir(stage_dir) / time.strftime("%Y%m%d-%H%M%S")
     target.mkdir(parents=True, exist_ok=True)
     for entry in stage_dir.iterdir():
-        if entry.name in ("_replaced",):
+        if entry == replaced_dir(stage_dir):
             continue
         shutil.move(str(entry), str(target / entry.name))
     return target
 
 
-def downstream_plan(stage: str, upstream: tuple[str, ...], stage_dirs: dict[str, Path], num_shards: int | None) -> Plan:
+def downstream_plan(stage: str, upstream: tuple[str, ...], work_dir: Path, num_shards: int | None) -> Plan:
     """The plan of a stage that reads other stages: the same shard count as its upstream stages."""
     counts = {}
     for name in upstream:
-        plan = load_plan(stage_dirs[name])
+        plan = load_plan(stage_dir(work_dir, name))
         if plan is None:
             raise PlanError(f"stage '{stage}' reads '{name}', which has no plan yet: run `ldrt-hpc run {name}` first")
         counts[name] = plan.num_shards
@@ -109,27 +108,40 @@ def downstream_plan(stage: str, upstream: tuple[str, ...], stage_dirs: dict[str,
     if num_shards is not None and num_shards != count:
         raise PlanError(f"stage '{stage}' reads shard i of {', '.join(upstream)}: it has {count} shards, "
                         f"not {num_shards} (re-plan the first stage to change the count)")
-    return Plan(stage=stage, num_shards=count, upstream=upstream, assignments=None,
-                upstream_fingerprint=upstream_fingerprint([stage_dirs[name] for name in upstream]))
+    return Plan(stage=stage, num_shards=count, upstream=upstream, assignments=None, planned_from=(),
+                upstream_fingerprint=upstream_fingerprint(work_dir, upstream, ()))
 
 
-def upstream_fingerprint(upstream_dirs: list[Path]) -> str:
-    """A hash of the upstream stages' plan files (a re-plan writes a new file, with a new creation time)."""
+def upstream_fingerprint(work_dir: Path, reads: tuple[str, ...], planned_from: tuple[str, ...]) -> str:
+    """A hash of what a plan depends on: the plan files of the stages it reads shard by shard (a re-plan writes a
+    new file, with a new creation time), and for the stages it was planned from also their shards' markers (their
+    content: a search that ran again may have found other papers)."""
     digest = hashlib.sha256()
-    for directory in upstream_dirs:
+    for name in reads:
+        path = plan_path(stage_dir(work_dir, name))
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    for name in planned_from:
+        directory = stage_dir(work_dir, name)
         path = plan_path(directory)
         digest.update(path.read_bytes() if path.is_file() else b"-")
+        for marker in sorted(directory.glob("shard-*.done.json")):
+            digest.update(marker.name.encode() + str(json.loads(marker.read_text()).get("sha256")).encode())
     return digest.hexdigest()[:16]
 
 
-def check_upstream(stage_dir: Path, pinned: Plan, upstream_dirs: list[Path]) -> None:
-    """Refuse a plan made against upstream plans that have since been replaced."""
-    if pinned.upstream_fingerprint and pinned.upstream_fingerprint != upstream_fingerprint(upstream_dirs):
-        raise PlanError(
-            f"stage '{pinned.stage}' was planned against an earlier plan of {', '.join(pinned.upstream)}, which has "
-            f"been re-planned since ({plan_path(stage_dir)}): its shards would mix old and new inputs. "
-            f"Run `ldrt-hpc run {pinned.stage} --replan` (its old shards move aside)."
-        )
+def check_upstream(stage_dir_: Path, pinned: Plan, work_dir: Path) -> None:
+    """Refuse a plan made against upstream state that has changed since (a re-plan, or new planning input)."""
+    if not pinned.upstream_fingerprint:
+        return
+    planned_from = pinned.planned_from or ()
+    if pinned.upstream_fingerprint == upstream_fingerprint(work_dir, pinned.upstream, planned_from):
+        return
+    changed = ", ".join(pinned.upstream + tuple(planned_from))
+    raise PlanError(
+        f"stage '{pinned.stage}' was planned against an earlier state of {changed}, which has changed since "
+        f"(re-planned or run again; {plan_path(stage_dir_)}): its shards would mix old and new inputs. "
+        f"Run `ldrt-hpc run {pinned.stage} --replan` (its old shards move aside)."
+    )
 
 
 def check_shard_count(stage_dir: Path, pinned: Plan, wanted: int | None) -> None:

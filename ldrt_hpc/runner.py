@@ -20,22 +20,27 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from . import layout
 from .config import PipelineConfig, config_hash, load_pipeline
-from .plan import PlanError, check_upstream, load_plan
+from .layout import failure_path
 from .ownership import append_records, new_generation, ownership_problem, whoami
-from .shards import (LostOwnership, ShardWriter, atomic_write_text, corrupt_path, is_complete, read_marker, shard_name,
-                     shard_path)
+from .plan import PlanError, check_upstream, load_plan
+from .shards import (
+    LostOwnership,
+    ShardWriter,
+    atomic_write_text,
+    corrupt_path,
+    is_complete,
+    read_marker,
+    shard_path,
+)
 from .stages import Shard, get_stage
 
 log = logging.getLogger(__name__)
 
 
 def stage_dir(cfg: PipelineConfig, stage: str) -> Path:
-    return cfg.work_dir / stage
-
-
-def failure_path(stage_dir_: Path, index: int) -> Path:
-    return stage_dir_ / f"{shard_name(index)}.failed.json"
+    return layout.stage_dir(cfg.work_dir, stage)
 
 
 def read_failure(stage_dir_: Path, index: int) -> dict[str, Any] | None:
@@ -107,7 +112,7 @@ def run_shard(
     plan = load_plan(directory)
     if plan is None:
         raise PlanError(f"stage '{stage_name}' has no plan in {directory}: submit it with `ldrt-hpc run {stage_name}`")
-    check_upstream(directory, plan, [stage_dir(cfg, name) for name in plan.upstream])  # a job queued before a re-plan
+    check_upstream(directory, plan, cfg.work_dir)  # a job queued before an upstream re-plan
     if not 0 <= index < plan.num_shards:
         raise PlanError(f"shard {index} is outside the plan of '{stage_name}' (0..{plan.num_shards - 1})")
     if not force and is_complete(directory, index):

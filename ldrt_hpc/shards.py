@@ -39,6 +39,8 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .errors import LostOwnership, ShardError  # noqa: F401
+from .layout import corrupt_dir, corrupt_path, marker_path, shard_name, shard_path  # noqa: F401  (re-exported)
 
 FieldKind = Literal["str", "bytes", "int64", "float64", "bool", "int64[]", "float32[]", "float64[]"]
 
@@ -48,12 +50,6 @@ _CHUNK = 4096  # elements per chunk of a 1-D dataset (values of ragged fields us
 _VALUES_CHUNK = 1 << 18
 
 
-class ShardError(RuntimeError):
-    """A shard that cannot be read or does not match its marker; the message names the file."""
-
-
-class LostOwnership(RuntimeError):
-    """The writing attempt no longer owns its shard (a newer submission, or a cancellation): output discarded."""
 
 
 @dataclass(frozen=True)
@@ -81,22 +77,6 @@ QUARANTINE_SCHEMA = Schema(
     version=1,
     fields={"item_id": "str", "stage": "str", "reason": "str", "detail": "str"},
 )
-
-
-def shard_name(index: int) -> str:
-    return f"shard-{index:05d}"
-
-
-def shard_path(stage_dir: Path, index: int) -> Path:
-    return Path(stage_dir) / f"{shard_name(index)}.h5"
-
-
-def marker_path(stage_dir: Path, index: int) -> Path:
-    return Path(stage_dir) / f"{shard_name(index)}.done.json"
-
-
-def corrupt_path(stage_dir: Path, index: int) -> Path:
-    return Path(stage_dir) / f"{shard_name(index)}.corrupt.json"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -489,7 +469,7 @@ def set_aside_corrupt(stage_dir: Path, index: int, problems: Sequence[str]) -> P
     record = {"shard_index": index, "problems": list(problems), "detected_at": time.time(), "marker": marker}
     path = shard_path(stage_dir, index)
     if path.exists():
-        aside = stage_dir / "_corrupt" / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+        aside = corrupt_dir(stage_dir) / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
         aside.parent.mkdir(exist_ok=True)
         os.replace(path, aside)
         record["moved_to"] = str(aside)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from .labels import CAPTION_START, MENTION_WORD, SUPPLEMENTARY
+
 # Abbreviations whose final period never ends a sentence (compared lower-case, without the final period).
 _ABBREVIATIONS = frozenset({
     "al", "fig", "figs", "eq", "eqs", "ref", "refs", "vs", "approx", "dr", "suppl", "cf", "ca", "tab", "mr", "mrs",
@@ -25,8 +27,7 @@ _SPACE = re.compile(r"\s+")
 
 # Mentions. The label is case-insensitive ("fig", "FIGURE"); numbers, panels and roman numerals are not.
 _LABEL = re.compile(
-    r"(?P<ext>\b(?i:extended\s+data)\s+)?(?P<supp>\b(?i:supplementa(?:ry|l)\s+|suppl\.\s*))?"
-    r"\b(?P<kind>(?i:fig(?:ure)?s?\b\.?|tables?\b|tabs?\.))\s*"
+    rf"(?P<ext>\b(?i:extended\s+data)\s+)?(?P<supp>\b(?i:{SUPPLEMENTARY}))?\b(?P<kind>{MENTION_WORD})\s*"
 )
 _LETTER = r"[A-Za-z](?![A-Za-z0-9])"  # one panel letter: "b" in "2a,b" but not the "S" of "S3"
 _PANEL = rf"(?:{_LETTER}(?:\s*(?:[-–—,&]|and)\s*{_LETTER})*|\s?\({_LETTER}(?:\s*[-–—,]\s*{_LETTER})*\))"
@@ -40,10 +41,7 @@ _MAX_RANGE = 50  # "Figs. 2–4" is expanded; a "range" spanning more than this 
 
 # A caption paragraph: optional emphasis, optional "Supplementary", a label, a number, then a delimiter.
 _IMAGE = re.compile(r"(?:!\[[^\]]*\]\([^)]*\)\s*)+")
-_CAPTION = re.compile(
-    r"[*_]*\s*(?:(?i:supplementa(?:ry|l))\s+)?(?:Figs?\.?|Figure|FIGURE|FIG\.?|Table|TABLE|Tab\.)\s*"
-    r"S?(?:\d+|[IVX]+)[A-Za-z]?[*_]*\s*(?:[.:|—–-]|\*\*)"
-)
+_CAPTION = re.compile(rf"[*_]*\s*{CAPTION_START}\s*S?(?:\d+|[IVX]+)[A-Za-z]?[*_]*\s*(?:[.:|—–-]|\*\*)")
 
 
 def _norm(text: str) -> str:

@@ -39,7 +39,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def synth_pdfs(tmp_path_factory) -> Path:
     """12 generated papers (the demo corpus), made once per session."""
-    from ldrt_hpc.synth import synth_corpus
+    from ldrt_hpc.demo import synth_corpus
 
     folder = tmp_path_factory.mktemp("synth") / "pdfs"
     synth_corpus(folder, papers=12, seed=7)

@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedChatServer:
-    """`answers`: texts returned in order (the last one repeats); `inject("500", "429")` queues failures."""
+    """`answers`: texts returned in order (the last one repeats); `inject("500", "429")` queues failures: a status,
+    a status that asks the client to wait ("429:retry-after=1" sends `Retry-After: 1`) or "malformed"."""
 
     def __init__(self, answers: list[str]):
         self.answers = deque(answers)
@@ -20,16 +21,18 @@ class ScriptedChatServer:
     def inject(self, *faults: str) -> None:
         self.faults.extend(faults)
 
-    def _next(self) -> tuple[int, dict]:
+    def _next(self) -> tuple[int, dict, dict[str, str]]:
+        """The next answer: (status, JSON body, extra headers)."""
         with self.lock:
             if self.faults:
                 fault = self.faults.popleft()
                 if fault == "malformed":
-                    return 200, {"choices": []}
-                return int(fault), {"error": {"message": f"injected {fault}"}}
+                    return 200, {"choices": []}, {}
+                status, marker, seconds = fault.partition(":retry-after=")
+                return int(status), {"error": {"message": f"injected {fault}"}}, {"Retry-After": seconds} if marker else {}
             text = self.answers.popleft() if len(self.answers) > 1 else self.answers[0]
         return 200, {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                     "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split())}}
+                     "usage": {"prompt_tokens": 11, "completion_tokens": len(text.split())}}, {}
 
     def __enter__(self) -> "ScriptedChatServer":
         server = self
@@ -41,11 +44,13 @@ class ScriptedChatServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
-                status, answer = server._next()
+                status, answer, headers = server._next()
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

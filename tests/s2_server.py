@@ -8,10 +8,11 @@ It serves:
   registered this way at construction.
 - `POST /graph/v1/paper/batch`: `{"ids": [...]}` answered with a list in request order (the known paper or null);
   more than 500 ids gives 400 `{"error": ...}`.
-- raw files registered with `add_file(path, content)`.
+- raw files registered with `add_file(path, content)`, redirects registered with `add_redirect(path, location)`.
 - any other recording, matched on method, path and the exact query dict (and, for POST, the JSON body).
 
-Faults queued with `inject(path_prefix, *faults)` are consumed one per matching request, FIFO.
+Faults queued with `inject(path_prefix, *faults)` are consumed one per matching request, FIFO. A status fault
+may ask the client to wait: "429:retry-after=1" and "503:retry-after=1" send `Retry-After: 1`.
 Every request is recorded in `requests` (thread-safe).
 """
 
@@ -43,6 +44,7 @@ HTML_PAGE = (
     b"<body><h1>Please log in</h1><p>This is an HTML page, not a PDF.</p></body></html>\n"
 )
 SIMPLE_FAULTS = {"429", "500", "503", "403", "malformed", "reset", "html", "truncated", "huge"}
+RETRY_AFTER_FAULTS = {"429", "503"}
 HUGE_LENGTH = 10**12
 HUGE_MAX_SECONDS = 5.0
 CHUNK = 64 * 1024
@@ -61,8 +63,19 @@ def _parse_query(query: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
 
 
+def _retry_after(fault: str) -> tuple[str, str | None]:
+    """("429", "1") for "429:retry-after=1"; (fault, None) for a fault without a Retry-After."""
+    status, marker, seconds = fault.partition(":retry-after=")
+    return (status, seconds) if marker else (fault, None)
+
+
 def _check_fault(fault: str) -> str:
     if fault in SIMPLE_FAULTS:
+        return fault
+    status, seconds = _retry_after(fault)
+    if seconds is not None:
+        if status not in RETRY_AFTER_FAULTS or not seconds.isdigit():
+            raise ValueError(f"bad fault {fault!r}: expected 429:retry-after=SECONDS or 503:retry-after=SECONDS")
         return fault
     if fault.startswith("slow:"):
         try:
@@ -72,7 +85,7 @@ def _check_fault(fault: str) -> str:
         if seconds < 0:
             raise ValueError(f"bad slow fault {fault!r}: negative delay")
         return fault
-    raise ValueError(f"unknown fault {fault!r}; known: {sorted(SIMPLE_FAULTS)} and slow:S")
+    raise ValueError(f"unknown fault {fault!r}; known: {sorted(SIMPLE_FAULTS)}, slow:S and 429/503:retry-after=S")
 
 
 class _Server(ThreadingHTTPServer):
@@ -149,14 +162,19 @@ class _Handler(BaseHTTPRequestHandler):
     # --- answering ---------------------------------------------------------------------------------------------
 
     def _answer(self, replay: S2ReplayServer, fault: str | None, path: str, query: dict, body: bytes) -> None:
-        if fault is None:
+        fault, retry_after = _retry_after(fault) if fault else (None, None)
+        extra = {"Retry-After": retry_after} if retry_after is not None else {}
+        if fault is None and path in replay._redirects:
+            status, location = replay._redirects[path]
+            self._send(status, "text/plain", b"", {"Location": location})
+        elif fault is None:
             self._send(*replay._resolve(self.command, path, query, body))
         elif fault == "429":
-            self._send(429, "application/json", _json_bytes(replay._body_429))
+            self._send(429, "application/json", _json_bytes(replay._body_429), extra)
         elif fault == "500":
             self._send(500, "application/json", _json_bytes({"message": "Internal Server Error"}))
         elif fault == "503":
-            self._send(503, "application/json", _json_bytes({"message": "Service Unavailable"}))
+            self._send(503, "application/json", _json_bytes({"message": "Service Unavailable"}), extra)
         elif fault == "403":
             self._send(403, "application/json", _json_bytes({"message": "Forbidden"}))
         elif fault == "malformed":
@@ -183,14 +201,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:  # pragma: no cover - faults are validated in inject()
             raise AssertionError(fault)
 
-    def _send_head(self, status: int, content_type: str, length: int) -> None:
+    def _send_head(self, status: int, content_type: str, length: int, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(length))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
 
-    def _send(self, status: int, content_type: str, content: bytes) -> None:
-        self._send_head(status, content_type, len(content))
+    def _send(self, status: int, content_type: str, content: bytes, headers: dict[str, str] | None = None) -> None:
+        self._send_head(status, content_type, len(content), headers)
         if self.command != "HEAD":
             view = memoryview(content)
             for start in range(0, len(content), CHUNK):
@@ -265,6 +285,7 @@ class S2ReplayServer:
         self._bulk: dict[tuple[str, str | None], tuple[int, bytes]] = {}
         self._papers: dict[str, dict | None] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
+        self._redirects: dict[str, tuple[int, str]] = {}
         self._recorded: list[tuple[str, str, dict[str, str], Any, int, bytes]] = []
         self._faults: dict[str, deque[str]] = {}
         self._body_429: Any = DEFAULT_429
@@ -326,6 +347,11 @@ class S2ReplayServer:
             path = "/" + path
         with self._lock:
             self._files[urllib.parse.unquote(path)] = (bytes(content), content_type)
+
+    def add_redirect(self, path: str, location: str, status: int = 302) -> None:
+        """Answer GET `path` with `status` and `Location: location` (a path on this server or any URL)."""
+        with self._lock:
+            self._redirects[urllib.parse.unquote(path)] = (status, location)
 
     def url(self, path: str) -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -98,19 +97,19 @@ def test_a_task_that_does_not_own_its_shard_does_nothing(ingest_cfg):
 
 def test_a_shard_taken_over_while_writing_is_discarded(ingest_cfg, monkeypatch):
     """The old writer finishes after a newer submission took its shard: its file never replaces anything."""
-    from ldrt_hpc import stages
+    from ldrt_hpc.stages import ingest
 
     cfg, frozen = ingest_cfg
     directory = stage_dir(cfg, "ingest")
     append_records(directory, [{"shard": 1, "generation": "old", "job_id": "1"}])
-    original = stages.get_stage("ingest")
+    original = ingest.run
 
     def run_then_lose(shard, config):
-        stats = original.run(shard, config)
+        stats = original(shard, config)
         append_records(directory, [{"shard": 1, "generation": "new", "job_id": "2"}])  # rerun/another submitter
         return stats
 
-    monkeypatch.setitem(stages.STAGES, "ingest", dataclasses.replace(original, run=run_then_lose))
+    monkeypatch.setattr(ingest, "run", run_then_lose)
     with pytest.raises(LostOwnership, match="output discarded before the rename: shard 1 now belongs to a newer"):
         run_shard(frozen, "ingest", 1, generation="old")
     assert not shard_path(directory, 1).exists() and not marker_path(directory, 1).exists()

@@ -52,11 +52,30 @@ def test_downstream_plan_goes_stale_when_upstream_is_replanned(tmp_path):
 
     up, down = tmp_path / "ingest", tmp_path / "convert"
     pin_plan(up, Plan("ingest", 2, (), assign(["a", "b"], 2)))
-    planned = pin_plan(down, downstream_plan("convert", ("ingest",), {"ingest": up}, None))
+    planned = pin_plan(down, downstream_plan("convert", ("ingest",), tmp_path, None))
     assert planned.num_shards == 2 and planned.upstream_fingerprint
-    check_upstream(down, load_plan(down), [up])  # unchanged: fine
+    check_upstream(down, load_plan(down), tmp_path)  # unchanged: fine
     pin_plan(up, Plan("ingest", 4, (), assign(["a", "b", "c"], 4)), replan=True)
-    with pytest.raises(PlanError, match=r"planned against an earlier plan of ingest.*--replan"):
-        check_upstream(down, load_plan(down), [up])
+    with pytest.raises(PlanError, match=r"planned against an earlier state of ingest.*--replan"):
+        check_upstream(down, load_plan(down), tmp_path)
     with pytest.raises(PlanError, match="it has 4 shards, not 2"):
-        downstream_plan("convert", ("ingest",), {"ingest": up}, 2)
+        downstream_plan("convert", ("ingest",), tmp_path, 2)
+
+
+def test_a_plan_built_from_another_stage_goes_stale_when_that_stage_changes(tmp_path):
+    """`download` plans from the papers `search` found: a search that ran again (new markers) or was re-planned
+    makes the download plan stale, although download does not read search shard by shard."""
+    import json
+
+    from ldrt_hpc.plan import check_upstream, upstream_fingerprint
+
+    search = tmp_path / "search"
+    pin_plan(search, Plan("search", 1, (), (("kw1",),)))
+    (search / "shard-00000.done.json").write_text(json.dumps({"sha256": "aaa"}))
+    wanted = Plan("download", 2, (), (("p1",), ("p2",)), planned_from=("search",),
+                  upstream_fingerprint=upstream_fingerprint(tmp_path, (), ("search",)))
+    pin_plan(tmp_path / "download", wanted)
+    check_upstream(tmp_path / "download", load_plan(tmp_path / "download"), tmp_path)
+    (search / "shard-00000.done.json").write_text(json.dumps({"sha256": "bbb"}))  # search ran again
+    with pytest.raises(PlanError, match="planned against an earlier state of search"):
+        check_upstream(tmp_path / "download", load_plan(tmp_path / "download"), tmp_path)

@@ -205,6 +205,28 @@ def test_status_faults(server):
     assert ok.status_code == 200
 
 
+def test_status_faults_can_send_retry_after(server):
+    server.inject(BULK, "429:retry-after=2", "503:retry-after=0")
+    r429, r503, ok = (bulk(server, "dose") for _ in range(3))
+    assert r429.status_code == 429 and r429.headers["Retry-After"] == "2" and r429.json()["code"] == "429"
+    assert r503.status_code == 503 and r503.headers["Retry-After"] == "0"
+    assert ok.status_code == 200 and "Retry-After" not in ok.headers
+    for bad in ("500:retry-after=1", "429:retry-after=soon", "429:retry-after=-1"):
+        with pytest.raises(ValueError):
+            server.inject(BULK, bad)
+
+
+def test_redirects(server):
+    server.add_file("/pdf/a.pdf", b"%PDF-1.4 a")
+    server.add_redirect("/pdf/old.pdf", "/pdf/a.pdf", 301)
+    server.add_redirect("/pdf/away.pdf", "file:///etc/passwd")
+    r = requests.get(server.url("/pdf/old.pdf"), allow_redirects=False, timeout=TIMEOUT)
+    assert r.status_code == 301 and r.headers["Location"] == "/pdf/a.pdf"
+    assert requests.get(server.url("/pdf/old.pdf"), timeout=TIMEOUT).content == b"%PDF-1.4 a"
+    away = requests.get(server.url("/pdf/away.pdf"), allow_redirects=False, timeout=TIMEOUT)
+    assert away.status_code == 302 and away.headers["Location"] == "file:///etc/passwd"
+
+
 def test_faults_only_hit_matching_paths_in_fifo_order(server):
     server.add_file("/pdf/a.pdf", b"%PDF-1.4 a")
     server.inject(BATCH, "500")

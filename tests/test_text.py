@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ldrt_hpc.pdf.layout import parse_label
 from ldrt_hpc.text import find_mentions, is_caption, mentioning_sentences, split_sentences
 
 F, T = "Figure", "Table"
@@ -237,6 +238,39 @@ def test_twelve_is_not_one():
 )
 def test_is_caption(paragraph, expected):
     assert is_caption(paragraph) is expected
+
+
+# --- one set of label words (ldrt_hpc/labels.py) for captions in PDFs, caption paragraphs and mentions ---------
+
+
+@pytest.mark.parametrize("word", ["Fig", "Fig.", "Figs.", "Figure", "FIG.", "FIGURE", "Table", "TABLE", "Tab."])
+def test_captions_and_mentions_know_the_same_label_words(word):
+    fig_type = T if word.lower().startswith("tab") else F
+    assert parse_label(f"{word} 3. Dose response.") == (fig_type, "3", True)
+    assert is_caption(f"{word} 3. Dose response.")
+    assert find_mentions(f"As shown in {word} 3, the dose rose.") == {(fig_type, "3")}
+
+
+def test_a_caption_label_is_capitalised_a_mention_need_not_be():
+    assert parse_label("figure 3. Dose response.") is None
+    assert not is_caption("figure 3. Dose response.")
+    assert find_mentions("as shown in figure 3.") == {(F, "3")}
+
+
+@pytest.mark.parametrize("caption, label", [
+    ("Supplementary Figure 2. Controls.", (F, "S2", True)),
+    ("SUPPLEMENTARY FIGURE S2. Controls.", (F, "S2", True)),
+    ("Suppl. Table 1: Doses.", (T, "S1", True)),
+    ("FIGURES2. Controls.", (F, "S2", True)),  # a lost space: the S of S2, not a plural
+    ("Figure3. Dose response.", (F, "3", True)),  # a lost space: still a caption
+])
+def test_supplementary_and_spaceless_caption_labels(caption, label):
+    assert parse_label(caption) == label
+    assert is_caption(caption)
+
+
+def test_a_label_word_in_a_file_name_is_no_mention():
+    assert find_mentions("![](img/Fig3.png) Dose response.") == set()
 
 
 # --- mentioning_sentences ----------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Semantic Scholar Graph API client: bulk search with token paging, batch lookup, rate limit, retries.
 
 - The API key is read from an environment variable (name in the config) and sent as `x-api-key`; it is never
-  logged, stored in a config, a shard, a state file or a submitit pickle.
-- About 1 request/s (configurable); 429, 5xx, timeouts, connection resets and malformed JSON are retried with
-  exponential backoff and jitter, up to a cap; other 4xx errors raise with the API's own message.
+  logged, stored in a config, a shard, a state file or a submitit pickle. A missing key is logged once.
+- About 1 request/s (configurable). Retries follow the package's one policy (`ldrt_hpc.http`): 429, 5xx,
+  timeouts and resets are retried by urllib3 (honouring `Retry-After`), bodies cut mid-way and malformed JSON by
+  `S2Client.request`, on the same budget and backoff schedule. Other 4xx errors raise with the API's own message.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import requests
+
+from ..http import RETRY_STATUSES, Retryable, body_start, call_with_retries, read_answer, retry_policy, retrying_session
 
 log = logging.getLogger(__name__)
 
 BULK_PATH = "/graph/v1/paper/search/bulk"
 BATCH_PATH = "/graph/v1/paper/batch"
 BATCH_MAX = 500
+_warned_missing_keys: set[str] = set()  # environment variables already reported unset by this process
 
 
 class S2Error(RuntimeError):
@@ -31,6 +35,7 @@ class S2Error(RuntimeError):
     def __init__(self, status: int | None, message: str):
         super().__init__(f"Semantic Scholar API: {status or 'no response'}: {message}")
         self.status = status
+        self.message = message
 
 
 @dataclass
@@ -39,9 +44,12 @@ class ClientStats:
     retries: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def retry(self, reason: str) -> None:
-        self.retries += 1
-        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+    def record(self, retried: list[str]) -> None:
+        """One API call: its first request and one retry per reason in `retried`."""
+        self.requests += 1 + len(retried)
+        self.retries += len(retried)
+        for reason in retried:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
 class S2Client:
@@ -57,14 +65,16 @@ class S2Client:
         read_timeout_s: float = 30.0,
     ):
         self.base_url = base_url.rstrip("/")
-        self.session = requests.Session()
+        self.api_key_env = api_key_env
         key = os.environ.get(api_key_env)
-        if key:
-            self.session.headers["x-api-key"] = key
+        self.has_key = bool(key)
+        if not key and api_key_env not in _warned_missing_keys:
+            _warned_missing_keys.add(api_key_env)
+            log.warning("$%s is not set: Semantic Scholar is queried without an API key (shared, lower rate limit)",
+                        api_key_env)
+        self.policy = retry_policy(max_retries, backoff_s, backoff_max_s, methods=("GET", "POST"))  # batch only reads
+        self.session = retrying_session(self.policy, {"x-api-key": key} if key else None)
         self.min_interval = 1.0 / requests_per_s if requests_per_s > 0 else 0.0
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.stats = ClientStats()
         self._last_request = float("-inf")
@@ -75,39 +85,38 @@ class S2Client:
             time.sleep(pause)
         self._last_request = time.monotonic()
 
-    def _backoff(self, attempt: int) -> float:
-        return min(self.backoff_max_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
-
     def request(self, method: str, path: str, params: dict | None = None, body: Any = None) -> Any:
         """One API call with rate limiting and retries; returns the decoded JSON body."""
-        url = self.base_url + path
-        for attempt in range(self.max_retries + 1):
-            self._wait_for_slot()
-            self.stats.requests += 1
-            reason = None
-            try:
-                response = self.session.request(method, url, params=params, json=body, timeout=self.timeout)
-            except requests.Timeout:
-                reason = "timeout"
-            except requests.ConnectionError:
-                reason = "connection"
-            else:
-                if response.status_code == 429 or response.status_code >= 500:
-                    reason = f"http_{response.status_code}"
-                elif response.status_code >= 400:
-                    raise S2Error(response.status_code, _api_message(response))
-                else:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        reason = "malformed_json"
-            if attempt == self.max_retries:
-                raise S2Error(None, f"{method} {path} failed after {attempt + 1} attempts (last: {reason})")
-            self.stats.retry(reason)
-            delay = self._backoff(attempt)
-            log.warning("%s %s: %s; retry %d/%d in %.1f s", method, path, reason, attempt + 1, self.max_retries, delay)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+        retried: list[str] = []  # why each retry of this call was made
+        try:
+            return call_with_retries(self.policy, lambda so_far: self._answer(method, path, params, body, so_far),
+                                     retried, f"{method} {path}")
+        except Retryable as failure:
+            raise S2Error(failure.status, f"{method} {path} failed after {len(retried) + 1} attempts "
+                                          f"(last: {failure.reason}): {failure.detail}") from None
+        finally:
+            self.stats.record(retried)
+
+    def _answer(self, method: str, path: str, params: dict | None, body: Any, retried: list[str]) -> Any:
+        """The decoded JSON of one request (which the adapter may have retried, listing why in `retried`)."""
+        self._wait_for_slot()
+        response = read_answer(self.session, method, self.base_url + path, retried, params=params, json=body,
+                               timeout=self.timeout)
+        status = response.status_code
+        if status in RETRY_STATUSES:  # the adapter's retries ran out: the API's advice (on 429) is in the body
+            raise Retryable(f"http_{status}", _api_message(response), status, final=True)
+        if status >= 400:
+            raise S2Error(status, _api_message(response) + self._key_hint(status))
+        try:
+            return response.json()
+        except ValueError:
+            raise Retryable("malformed_json", body_start(response), status) from None
+
+    def _key_hint(self, status: int) -> str:
+        if status not in (401, 403):
+            return ""
+        state = "set: is the key valid?" if self.has_key else "not set: requests go without a key"
+        return f" (the API key comes from ${self.api_key_env}, which is {state})"
 
     def bulk_search(
         self, query: str, fields: list[str], filters: dict[str, str] | None = None, token: str | None = None

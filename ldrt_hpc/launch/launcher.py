@@ -1,228 +1,57 @@
-"""Submit a stage's shards as array jobs, report their status, rerun the failed ones, cancel.
+"""Submit a stage's shards as array jobs, cancel them, verify what they committed.
 
-State lives on disk, never in this process: the pinned plan, the shard markers and failure records (written by
-the runner), and `WORK/<stage>/_jobs/submissions.jsonl` (ldrt_hpc/ownership.py: one line per shard and event of
-a submission's generation: reserved, job id, cancelled, aborted). `status` joins them with what the scheduler
-says (ldrt_hpc/launch/schedulers.py) through one pure function (ldrt_hpc/launch/state.py), so it works long after
-the submitting process has exited.
+Every submission holds the stage's lock (ldrt_hpc/ownership.py) while it reads the state, reserves the chosen
+shards for a new generation, submits and records the job ids, so two submissions never choose the same shard.
+State lives on disk, never in this process; `status` (ldrt_hpc/launch/status.py) reads it back through one pure
+function (state.py); each scheduler's own commands are in slurm.py, pbs.py and local.py.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
-import shutil
-import socket
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
-from submitit.core.utils import JobPaths
 from tqdm import tqdm
 
 from .. import ownership
 from ..config import ClusterProfile, PipelineConfig, freeze, load_cluster
+from ..errors import CancelError, SubmissionError
 from ..plan import Plan, PlanError, check_shard_count, check_upstream, load_plan, pin_plan
-from ..runner import read_failure, stage_dir
-from ..shards import (VerifyResult, completion_problem, is_complete, read_corrupt, read_marker, set_aside_corrupt,
-                      verify_shard)
+from ..runner import stage_dir
+from ..shards import (
+    VerifyResult,
+    is_complete,
+    read_marker,
+    set_aside_corrupt,
+    verify_shard,
+)
 from ..stages import get_stage
-from . import schedulers
+from . import schedulers, status
 from .executors import job_script, make_executor
-from .schedulers import CancelError
-from .state import ACTIVE, RUNNING, TO_SUBMIT, Evidence, reconcile
+from .selection import format_shards, parse_shards
+from .state import ACTIVE, RUNNING, TO_SUBMIT
+from .status import (  # noqa: F401  (re-exported: the launcher's public face)
+    ShardStatus,
+    format_status,
+    last_cluster,
+    last_error_line,
+    latest_records,
+    log_folder,
+    require_plan,
+    stage_status,
+    status_json,
+    wait,
+)
 from .task import run_shard_task
-
-
-# --------------------------------------------------------------------------------------------------------------
-# shard lists: "0-9,17" <-> [0..9, 17]
-
-
-def parse_shards(text: str, num_shards: int) -> list[int]:
-    """Parse '0-9,17' into sorted shard indices; every index must be inside the plan."""
-    result: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not match:
-            raise ValueError(f"--shards: '{part}' is not an index or a range like 3-7")
-        low, high = int(match[1]), int(match[2] or match[1])
-        if low > high:
-            raise ValueError(f"--shards: range '{part}' runs backwards")
-        if high >= num_shards:
-            raise ValueError(f"--shards: {high} is outside the plan (shards 0-{num_shards - 1})")
-        result.update(range(low, high + 1))
-    return sorted(result)
-
-
-def format_shards(indices: Iterable[int]) -> str:
-    """[0,1,2,5] -> '0-2,5'."""
-    ordered = sorted(set(indices))
-    parts, start = [], None
-    for position, value in enumerate(ordered):
-        if start is None:
-            start = value
-        if position + 1 == len(ordered) or ordered[position + 1] != value + 1:
-            parts.append(str(start) if start == value else f"{start}-{value}")
-            start = None
-    return ",".join(parts)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# submission records (ldrt_hpc/ownership.py keeps them; these are the launcher's views)
-
-
-def jobs_dir(cfg: PipelineConfig, stage: str) -> Path:
-    return ownership.jobs_dir(stage_dir(cfg, stage))
-
-
-def log_folder(cfg: PipelineConfig, stage: str) -> Path:
-    return jobs_dir(cfg, stage) / "logs"
-
-
-def latest_records(cfg: PipelineConfig, stage: str) -> dict[int, dict]:
-    """The owning submission record of each shard."""
-    return ownership.owners(stage_dir(cfg, stage))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# status
-
-
-@dataclass
-class ShardStatus:
-    shard: int
-    state: str
-    """done / failed / corrupt / running / pending / cancelling / missing, or unknown (the scheduler could not be
-    asked)."""
-    job_id: str | None = None
-    scheduler: str | None = None
-    items: int | None = None
-    log: str | None = None
-    error: str | None = None
-    generation: str | None = None
-
-
-_EXCEPTION_LINE = re.compile(r"^(ldrt-hpc: |[A-Za-z_][\w.]*(Error|Exception|Terminated|Interrupt|Exit)\b)")
-_SCHEDULER_LINE = re.compile(r"^(srun|slurmstepd|submitit \w+ \()")
-
-
-def last_error_line(log: Path) -> str | None:
-    """The most telling line at the end of a job's stderr: the last Python exception (or ldrt-hpc) line, else the
-    last line naming an error that is not the scheduler's own epilogue, else the last line."""
-    try:
-        with open(log, "rb") as handle:
-            handle.seek(max(0, log.stat().st_size - 65536))
-            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return None
-    for line in reversed(lines):
-        if _EXCEPTION_LINE.match(line):
-            return line[:300]
-    for line in reversed(lines):
-        if re.search(r"(Error|Exception|error:|Killed|CANCELLED|TIME LIMIT|oom)", line) and not line.startswith("File "):
-            if not _SCHEDULER_LINE.match(line):
-                return line[:300]
-    return lines[-1][:300] if lines else None
-
-
-def _reserved_state(record: dict, now: float) -> str:
-    """A shard reserved by a submission that has not handed it to the scheduler (yet): is that submission alive?"""
-    pid, _, host = str(record.get("submitter", "")).partition("@")
-    if host == socket.gethostname() and pid.isdigit():
-        return "SUBMITTING" if schedulers.local_states([pid])[pid] == "RUNNING" else "ABANDONED"
-    return "SUBMITTING" if now - record.get("submitted_at", 0) < 3600 else "ABANDONED"
-
-
-def _log_of(record: dict) -> str | None:
-    if not record.get("folder") or not record.get("job_id"):
-        return None
-    return str(JobPaths(record["folder"], job_id=record["job_id"]).stderr)
-
-
-def stage_status(cfg: PipelineConfig, stage: str, plan: Plan | None = None) -> list[ShardStatus]:
-    """One row per shard of the stage's pinned plan (cheap: no shard is read, one scheduler query per kind)."""
-    directory = stage_dir(cfg, stage)
-    plan = plan or load_plan(directory)
-    if plan is None:
-        return []
-    records = latest_records(cfg, stage)
-    completion = {index: completion_problem(directory, index) for index in range(plan.num_shards)}
-    to_ask: dict[str, list[str]] = {}
-    for index, record in records.items():
-        if index < plan.num_shards and completion[index] is None and record.get("job_id"):
-            to_ask.setdefault(record.get("scheduler", "local"), []).append(record["job_id"])
-    native: dict[tuple[str, str], str] = {}
-    for scheduler, job_ids in to_ask.items():
-        for job_id, value in schedulers.STATE_QUERIES[scheduler](job_ids).items():
-            native[(scheduler, job_id)] = value
-    now = time.time()
-    rows: list[ShardStatus] = []
-    for index in range(plan.num_shards):
-        record = records.get(index)
-        row = ShardStatus(index, "missing")
-        if record is not None:
-            row.job_id, row.scheduler, row.generation = record.get("job_id"), record.get("scheduler"), record.get("generation")
-            row.log = _log_of(record)
-        evidence = Evidence(completion=completion[index])
-        if completion[index] != "":
-            state = "UNKNOWN"
-            if record is not None:
-                state = native.get((record.get("scheduler"), record.get("job_id")), "UNKNOWN") if record.get("job_id") \
-                    else _reserved_state(record, now)
-            evidence = Evidence(completion[index], read_corrupt(directory, index), read_failure(directory, index),
-                                record, state, now)
-        row.state, row.error = reconcile(evidence)
-        if row.state == "done":
-            marker = read_marker(directory, index) or {}
-            row.items, row.job_id = marker.get("item_count"), marker.get("job_id") or row.job_id
-        elif row.state == "failed" and evidence.failure is None and row.log and "cancelled" not in (row.error or ""):
-            row.error = _with_log_detail(row.error, Path(row.log), cfg.work_dir)
-        rows.append(row)
-    return rows
-
-
-def _with_log_detail(error: str | None, log: Path, work_dir: Path) -> str:
-    """Add the job's own last error line; an empty log on a nearly full file system says so."""
-    detail = last_error_line(log)
-    if detail:
-        return f"{error}: {detail}"
-    if log.is_file() and log.stat().st_size == 0 and _free_mb(work_dir) < MIN_FREE_MB:
-        return f"{error}: its log is empty and {work_dir} has {_free_mb(work_dir):.1f} MB free (file system full?)"
-    return error or ""
-
-
-STATE_ORDER = ("done", "failed", "corrupt", "cancelling", "running", "pending", "missing", "unknown")
-
-
-def format_status(stage: str, rows: list[ShardStatus]) -> str:
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.state] = counts.get(row.state, 0) + 1
-    lines = [f"{'shard':>6}  {'state':10} {'job':>14}  {'items':>6}  detail"]
-    for row in rows:
-        detail = ""
-        if row.state in ("failed", "corrupt", "cancelling", "unknown"):
-            detail = f"{row.error or ''}" + (f"  [log: {row.log}]" if row.log and row.state == "failed" else "")
-        lines.append(f"{row.shard:>6}  {row.state:10} {row.job_id or '-':>14}  "
-                     f"{'' if row.items is None else row.items:>6}  {detail}".rstrip())
-    summary = ", ".join(f"{counts[k]} {k}" for k in STATE_ORDER if k in counts)
-    lines.append(f"{stage}: {len(rows)} shards: {summary or 'no plan yet'}")
-    return "\n".join(lines)
-
 
 # --------------------------------------------------------------------------------------------------------------
 # submit
-
-
-class SubmissionError(RuntimeError):
-    """The scheduler or the file system refused a submission; one line that says which and why."""
 
 
 @dataclass
@@ -284,27 +113,17 @@ def wanted_plan(cfg: PipelineConfig, stage_name: str, num_shards: int | None) ->
     return get_stage(stage_name).plan(cfg, num_shards)
 
 
-MIN_FREE_MB = 64
-"""A submission writes job pickles, logs and (later) shards: refuse it below this much free space."""
-
-
-def _free_mb(path: Path) -> float:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free / 2**20
-
-
 def _check_space(directory: Path) -> None:
-    free = _free_mb(directory)
-    if free < MIN_FREE_MB:
+    free = status.free_mb(directory)
+    if free < status.MIN_FREE_MB:
         raise SubmissionError(f"{directory}: only {free:.1f} MB free on its file system; a submission needs at "
-                              f"least {MIN_FREE_MB} MB for job files, logs and shards. Free space or move work_dir.")
+                              f"least {status.MIN_FREE_MB} MB for job files, logs and shards. Free space or move work_dir.")
 
 
 def _file_system_error(exc: OSError, directory: Path) -> SubmissionError:
     where = exc.filename or directory
     if exc.errno == errno.ENOSPC:
-        return SubmissionError(f"{where}: no space left on device ({_free_mb(Path(where)):.1f} MB free): nothing "
+        return SubmissionError(f"{where}: no space left on device ({status.free_mb(Path(where)):.1f} MB free): nothing "
                                "was submitted. Free space or move work_dir.")
     return SubmissionError(f"{where}: {exc.strerror or exc}: nothing was submitted.")
 
@@ -403,7 +222,7 @@ def _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, re
     pinned = load_plan(directory)
     if pinned is not None and not replan:
         check_shard_count(directory, pinned, num_shards)
-        check_upstream(directory, pinned, [stage_dir(cfg, name) for name in pinned.upstream])
+        check_upstream(directory, pinned, cfg.work_dir)
         plan = pinned  # pinned: the inputs are not listed again
         rows = stage_status(cfg, stage_name, plan)
     else:
@@ -449,18 +268,6 @@ def _submit_arrays(executor, profile: ClusterProfile, directory: Path, config_pa
         ownership.append_records(directory, [{"shard": i, "generation": result.generation, "job_id": j}
                                              for i, j in zip(part, ids)])
         result.job_ids += ids
-
-
-def wait(cfg: PipelineConfig, stage: str, poll_s: float = 2.0, timeout_s: float | None = None) -> list[ShardStatus]:
-    """Block until no shard of the stage is pending, running or being cancelled; returns the final status rows."""
-    started = time.time()
-    while True:
-        rows = stage_status(cfg, stage)
-        if not any(r.state in ACTIVE for r in rows):
-            return rows
-        if timeout_s is not None and time.time() - started > timeout_s:
-            raise TimeoutError(f"{stage}: shards still active after {timeout_s:.0f} s")
-        time.sleep(poll_s)
 
 
 def cancel(cfg: PipelineConfig, stage: str, grace_s: float = 10.0) -> list[ShardStatus]:
@@ -522,26 +329,6 @@ def verify_stage(cfg: PipelineConfig, stage: str, set_aside: bool = True) -> lis
             set_aside_corrupt(directory, index, result.problems)
         results.append(result)
     return results
-
-
-def status_json(rows: list[ShardStatus]) -> str:
-    return json.dumps([asdict(r) for r in rows], indent=1)
-
-
-def last_cluster(cfg: PipelineConfig, stage: str) -> str | None:
-    """The cluster profile of the newest submission of the stage (rerun's default)."""
-    records = [r for r in latest_records(cfg, stage).values() if r.get("cluster")]
-    if not records:
-        return None
-    return max(records, key=lambda r: r.get("submitted_at", 0)).get("cluster")
-
-
-def require_plan(cfg: PipelineConfig, stage: str) -> Plan:
-    plan = load_plan(stage_dir(cfg, stage))
-    if plan is None:
-        raise PlanError(f"stage '{stage}' has not been run yet (no plan in {stage_dir(cfg, stage)}): "
-                        f"use `ldrt-hpc run {stage}`")
-    return plan
 
 
 __all__ = ["submit", "stage_status", "format_status", "wait", "cancel", "parse_shards", "format_shards",

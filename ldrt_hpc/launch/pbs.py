@@ -190,6 +190,26 @@ class PBSInfoWatcher(core.InfoWatcher):
         return failed
 
 
+def states(job_ids: list[str]) -> dict[str, str]:
+    """States of submitit-style or PBS-style ids ('123[4].server' from direct runs); QUERY_FAILED per array that
+    qstat could not be asked about."""
+    watcher = PBSInfoWatcher(delay_s=600)
+    ours = {job_id: submitit_id(job_id) for job_id in job_ids}
+    for job_id in ours.values():
+        watcher.register_job(job_id)
+    failed = watcher.update()
+    return {job_id: "QUERY_FAILED" if _array_parent(ours[job_id]) in failed else
+            watcher.get_state(ours[job_id], mode="cache") for job_id in job_ids}
+
+
+def stop(job_ids: list[str], force: bool = False) -> str | None:
+    """One qdel for all the subjobs (`-W force` for those still running after the grace period)."""
+    from .commands import run_stop_command
+
+    ids = [native_id(submitit_id(job_id)) for job_id in job_ids]
+    return run_stop_command(["qdel", "-W", "force", *ids] if force else ["qdel", *ids])
+
+
 class PBSJob(core.Job[core.R]):
     _cancel_command = "qdel"
     watcher = PBSInfoWatcher(delay_s=60)

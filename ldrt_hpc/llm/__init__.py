@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import LLMConfig
+from ..errors import BackendUnavailable  # noqa: F401  (backends raise it)
 
 Messages = list[dict[str, str]]
 
@@ -37,10 +38,6 @@ class Backend(Protocol):
     name: str
 
     def generate(self, prompts: list[Messages], sampling: Sampling) -> list[Output]: ...
-
-
-class BackendUnavailable(RuntimeError):
-    """A backend that cannot run here; the message says what is missing."""
 
 
 def make_backend(cfg: LLMConfig, work_dir=None) -> Backend:

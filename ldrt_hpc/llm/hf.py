@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from ..config import LLMConfig
+from ..layout import models_dir
 from . import BackendUnavailable, Messages, Output, Sampling
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class TransformersBackend:
 
         self.cfg = cfg
         if cfg.model == EMBEDDED:
-            path = convert_embedded(cfg.cache_dir or Path(work_dir or ".") / "_models")
+            path = convert_embedded(cfg.cache_dir or models_dir(work_dir or "."))
         else:
             path = Path(cfg.model)
             if not (path / "config.json").is_file():

@@ -1,18 +1,14 @@
-"""The `openai` backend: POST {base_url}/chat/completions, one request per prompt, retried with backoff."""
+"""The `openai` backend: POST {base_url}/chat/completions, one request per prompt, retried with the package's one
+policy (`ldrt_hpc.http`): 429, 5xx, timeouts and resets by urllib3 (honouring `Retry-After`), a cut body or a
+malformed answer by `_complete`, on the same budget and backoff schedule."""
 
 from __future__ import annotations
 
-import logging
 import os
-import random
-import time
-
-import requests
 
 from ..config import LLMConfig
+from ..http import RETRY_STATUSES, Retryable, body_start, call_with_retries, read_answer, retry_policy, retrying_session
 from . import Messages, Output, Sampling
-
-log = logging.getLogger(__name__)
 
 
 class OpenAIBackend:
@@ -20,10 +16,10 @@ class OpenAIBackend:
 
     def __init__(self, cfg: LLMConfig):
         self.cfg = cfg
-        self.session = requests.Session()
         key = os.environ.get(cfg.api_key_env)
-        if key:
-            self.session.headers["Authorization"] = f"Bearer {key}"
+        # a chat completion has no side effect worth guarding: sending it twice costs tokens, not correctness
+        self.policy = retry_policy(cfg.max_retries, cfg.backoff_s, cfg.backoff_max_s, methods=("POST",))
+        self.session = retrying_session(self.policy, {"Authorization": f"Bearer {key}"} if key else None)
         self.retries = 0
 
     def _complete(self, messages: Messages, sampling: Sampling) -> Output:
@@ -32,33 +28,30 @@ class OpenAIBackend:
         if sampling.seed is not None:
             body["seed"] = sampling.seed
         url = self.cfg.base_url.rstrip("/") + "/chat/completions"
-        for attempt in range(self.cfg.max_retries + 1):
-            reason = None
-            try:
-                response = self.session.post(url, json=body, timeout=(10, self.cfg.timeout_s))
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                reason = type(exc).__name__
-            else:
-                if response.status_code == 429 or response.status_code >= 500:
-                    reason = f"http_{response.status_code}"
-                elif response.status_code >= 400:
-                    raise RuntimeError(f"{url}: {response.status_code}: {response.text[:300]}")
-                else:
-                    try:
-                        data = response.json()
-                        choice = data["choices"][0]
-                        usage = data.get("usage") or {}
-                        return Output(choice["message"]["content"] or "", int(usage.get("prompt_tokens", 0)),
-                                      int(usage.get("completion_tokens", 0)), choice.get("finish_reason") or "stop")
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        reason = "malformed_response"
-            if attempt == self.cfg.max_retries:
-                raise RuntimeError(f"{url}: no answer after {attempt + 1} attempts (last: {reason})")
-            self.retries += 1
-            delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
-            log.warning("%s: %s; retry in %.1f s", url, reason, delay)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+        retried: list[str] = []  # why each retry of this prompt was made
+        try:
+            return call_with_retries(self.policy, lambda so_far: self._answer(url, body, so_far), retried, url)
+        except Retryable as failure:
+            raise RuntimeError(f"{url}: no answer after {len(retried) + 1} attempts (last: {failure.reason}): "
+                               f"{failure.detail}") from None
+        finally:
+            self.retries += len(retried)
+
+    def _answer(self, url: str, body: dict, retried: list[str]) -> Output:
+        """The parsed answer of one request (which the adapter may have retried, listing why in `retried`)."""
+        response = read_answer(self.session, "POST", url, retried, json=body, timeout=(10, self.cfg.timeout_s))
+        if response.status_code in RETRY_STATUSES:  # the adapter's retries ran out
+            raise Retryable(f"http_{response.status_code}", response.text[:300], response.status_code, final=True)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{url}: {response.status_code}: {response.text[:300]}")
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+            return Output(choice["message"]["content"] or "", int(usage.get("prompt_tokens", 0)),
+                          int(usage.get("completion_tokens", 0)), choice.get("finish_reason") or "stop")
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise Retryable("malformed_response", body_start(response), response.status_code) from None
 
     def generate(self, prompts: list[Messages], sampling: Sampling) -> list[Output]:
         return [self._complete(messages, sampling) for messages in prompts]

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import pymupdf
 
-from .figures import Detection, detect
+from ..labels import CAPTION_START
+from .detector import Detection, detect
 from .layout import parse_label
+
+_LABEL = re.compile(rf"^\s*{CAPTION_START}\s*\S+?\s*[.:|-]?\s")
+"""A caption's label with its number and delimiter, as `normalise` strips it."""
 
 
 def normalise(text: str) -> str:
@@ -26,8 +30,7 @@ def normalise(text: str) -> str:
     text = re.sub(r"[\u2018\u2019\u201c\u201d]", "'", text)
     label = parse_label(text)
     if label is not None:
-        text = re.sub(r"^\s*(Supplementa(?:ry|l)\s+)?(Fig(?:ure)?s?\.?|FIG(?:URE)?S?\.?|Table|TABLE)\s*\S+?\s*[.:|-]?\s",
-                      "", text, count=1)
+        text = _LABEL.sub("", text, count=1)
     text = re.sub(r"-\s+", "-", text)
     return re.sub(r"\s+", " ", text).strip().lower()
 

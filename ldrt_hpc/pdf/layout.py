@@ -16,11 +16,12 @@ from typing import NamedTuple
 
 import pymupdf
 
+from ..labels import CAPTION_START
+
 # A caption label at the start of a block. Group 'sep' is the delimiter after the number: captions have one
 # ("Figure 3." "Fig. 3:" "Table 2 |"), body sentences that start with a label usually do not ("Figure 3 shows").
 CAPTION_LABEL = re.compile(
-    r"^\s*(?P<supp>Supplementa(?:ry|l)\s+)?(?P<kind>Fig(?:ure)?s?\.?|FIG(?:URE)?S?\.?|Table|TABLE)\s*"
-    r"(?P<name>S?\d+|[IVX]+)(?P<panel>[A-Za-z](?![a-z]))?\s*(?P<sep>[.:|\u2014\u2013-]|\s{2,})?",
+    rf"^\s*{CAPTION_START}\s*(?P<name>S?\d+|[IVX]+)(?P<panel>[A-Za-z](?![a-z]))?\s*(?P<sep>[.:|\u2014\u2013-]|\s{{2,}})?",
 )
 ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8, "IX": 9, "X": 10}
 

@@ -1,24 +1,30 @@
-"""The stage registry: each stage is a plain function over one shard, `run(shard, cfg) -> stats`.
+"""Stages: each is a plain function over one shard, `run(shard, cfg) -> stats`, in a module of its own.
 
-A stage knows its schema, which stage it reads (shard i reads the upstream's shard i), the class of resources it
-needs on a cluster ('cpu', 'gpu', 'multinode_gpu'), and how to plan its shards. It knows nothing of schedulers:
-the launcher decides where `run` executes, the runner (ldrt_hpc.runner) opens and commits its shard file.
+A stage module holds its `SCHEMA`, its `run` and, for a stage that plans itself from the config or from other
+stages' content, `make_plan(cfg, num_shards) -> Plan`. What it reads, what it plans from, its resource class and
+its place in the pipeline are declared once, in the stage graph (ldrt_hpc/stages/graph.py). A stage knows nothing
+of schedulers: the launcher decides where `run` executes, the runner (ldrt_hpc.runner) opens and commits its
+shard file. `get_stage` imports only the module of the stage asked for, so a task does not pay for the libraries
+of every other stage (PyMuPDF, OpenCV, scikit-learn, torch).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import layout
 from ..config import PipelineConfig
 from ..plan import Plan
 from ..shards import Schema, ShardWriter
+from .graph import GRAPH, StageNode
 
 
 @dataclass
 class Shard:
-    """What a stage sees of its shard: its inputs and the writer of its output."""
+    """What a stage sees of its shard: its inputs, the writer of its output, a folder for resume state."""
 
     stage: str
     index: int
@@ -41,41 +47,52 @@ class Shard:
 
         return ShardReader(self.upstream[stage])
 
+    @property
+    def state_dir(self) -> Path:
+        """Resume state of this shard (created on first use); kept across attempts, moved aside by `--replan`."""
+        path = layout.shard_state_dir(self.writer.stage_dir, self.index)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
 
 @dataclass(frozen=True)
 class Stage:
-    name: str
-    doc: str
+    node: StageNode
     schema: Schema
-    resource_class: str
-    reads: tuple[str, ...]
-    """Stages whose shard i this stage's shard i reads."""
     run: Callable[[Shard, PipelineConfig], dict[str, Any]]
     make_plan: Callable[[PipelineConfig, int | None], Plan] | None = None
     """Build the wanted plan from the config (and an explicit shard count, if given); None for a stage that
     reads other stages: the same shard count, shard i reads shard i."""
 
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return self.node.reads
+
+    @property
+    def resource_class(self) -> str:
+        return self.node.resource_class
+
     def plan(self, cfg: PipelineConfig, num_shards: int | None) -> Plan:
-        if self.make_plan is not None:
-            return self.make_plan(cfg, num_shards)
-        from ..plan import downstream_plan
+        """The wanted plan, with the fingerprint of every stage it reads or was planned from."""
+        from ..plan import downstream_plan, upstream_fingerprint
 
-        return downstream_plan(self.name, self.reads, {name: cfg.work_dir / name for name in self.reads}, num_shards)
-
-
-def _registry() -> dict[str, Stage]:
-    from . import context, convert, download, figures, filter, ingest, qa, search
-
-    stages = (search.STAGE, download.STAGE, ingest.STAGE, convert.STAGE, figures.STAGE, filter.STAGE, context.STAGE,
-              qa.STAGE)
-    return {stage.name: stage for stage in stages}
-
-
-STAGES: dict[str, Stage] = _registry()
+        if self.make_plan is None:
+            return downstream_plan(self.name, self.reads, cfg.work_dir, num_shards)
+        plan = self.make_plan(cfg, num_shards)
+        planned_from = self.node.plans_from if plan.planned_from is None else plan.planned_from
+        return replace(plan, planned_from=planned_from,
+                       upstream_fingerprint=upstream_fingerprint(cfg.work_dir, plan.upstream, planned_from))
 
 
 def get_stage(name: str) -> Stage:
-    try:
-        return STAGES[name]
-    except KeyError:
-        raise KeyError(f"unknown stage '{name}' (known stages: {', '.join(STAGES)})") from None
+    """The stage's node and code; imports its module (and only its module)."""
+    node = GRAPH[name]
+    module = importlib.import_module(f"{__name__}.{node.module}")
+    return Stage(node, module.SCHEMA, module.run, getattr(module, "make_plan", None))
+
+
+__all__ = ["GRAPH", "Shard", "Stage", "StageNode", "get_stage"]

@@ -7,7 +7,7 @@ from typing import Any
 from ..config import PipelineConfig
 from ..shards import Schema
 from ..text import mentioning_sentences
-from . import Shard, Stage
+from . import Shard
 
 SCHEMA = Schema(
     version=1,
@@ -42,13 +42,3 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
                          "figure_index": decision["figure_index"], "page": figure["page"], "caption": figure["caption"],
                          "mentions": "\n".join(sentences), "mention_count": len(sentences)})
     return counts
-
-
-STAGE = Stage(
-    name="context",
-    doc="the sentences of the paper that mention each kept figure (its caption excluded)",
-    schema=SCHEMA,
-    resource_class="cpu",
-    reads=("convert", "figures", "filter"),
-    run=run,
-)

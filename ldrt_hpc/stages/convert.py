@@ -9,19 +9,16 @@ from typing import Any
 import pymupdf  # imported before the parser processes fork, not once per paper
 
 from ..config import ConvertConfig, PipelineConfig
+from ..errors import BackendUnavailable
 from ..isolate import run_isolated
 from ..pdf.markdown import to_markdown
 from ..shards import Schema
-from . import Shard, Stage
+from . import Shard
 
 SCHEMA = Schema(
     version=1,
     fields={"paper_id": "str", "path": "str", "markdown": "str", "pages": "int64", "backend": "str", "seconds": "float64"},
 )
-
-
-class BackendUnavailable(RuntimeError):
-    """A configured backend that cannot run here; the message says what is missing."""
 
 
 def check_backend(cfg: ConvertConfig) -> None:
@@ -93,13 +90,3 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     return {"papers": len(papers), "converted": converted, "quarantined": len(papers) - converted, "pages": pages,
             "pages_per_s": round(pages / seconds, 2) if seconds else None}
-
-
-STAGE = Stage(
-    name="convert",
-    doc="PDF -> Markdown (native PyMuPDF reading order, or pymupdf4llm / marker)",
-    schema=SCHEMA,
-    resource_class="cpu",
-    reads=("ingest",),
-    run=run,
-)

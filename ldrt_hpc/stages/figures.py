@@ -15,9 +15,9 @@ import pymupdf  # imported before the parser processes fork, not once per paper
 
 from ..config import FiguresConfig, PipelineConfig
 from ..isolate import run_isolated
-from ..pdf.figures import detect, render
+from ..pdf.detector import detect, render
 from ..shards import Schema
-from . import Shard, Stage
+from . import Shard
 from .convert import BackendUnavailable
 
 SCHEMA = Schema(
@@ -61,25 +61,36 @@ def check_pdffigures2(cfg: FiguresConfig) -> None:
         )
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of an encoded image; (0, 0) when there is none."""
+    if not png:
+        return 0, 0
+    pixmap = pymupdf.Pixmap(png)
+    return pixmap.width, pixmap.height
+
+
+def _pdffigures2_record(fig: dict[str, Any], paper_id: str, dpi: int) -> dict[str, Any]:
+    """One figure of pdffigures2's JSON (a SavedFigure), with its rendered PNG and that PNG's size."""
+    png_path = Path(fig.get("renderURL", ""))
+    png = png_path.read_bytes() if png_path.is_file() else b""
+    width, height = png_size(png)
+    cap, reg = fig["captionBoundary"], fig.get("regionBoundary")
+    return {
+        "paper_id": paper_id, "name": str(fig["name"]), "fig_type": fig["figType"], "page": fig["page"],
+        "caption": fig["caption"], "caption_box": [cap["x1"], cap["y1"], cap["x2"], cap["y2"]],
+        "region_box": [reg["x1"], reg["y1"], reg["x2"], reg["y2"]] if reg else [],
+        "dpi": dpi, "png": png, "width": width, "height": height, "image_text": " ".join(fig.get("imageText", [])),
+    }
+
+
 def extract_pdffigures2(path: str, paper_id: str, cfg: FiguresConfig) -> list[dict[str, Any]]:
     """Run the user's pdffigures2 jar on one PDF and read its JSON and rendered PNGs."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         subprocess.run([cfg.java, "-jar", str(cfg.pdffigures2_jar), path, "-d", f"{out}/data-", "-m", f"{out}/img-",
                         "-i", str(cfg.dpi)], check=True, capture_output=True, timeout=cfg.timeout_s)
-        records = []
-        for data_file in out.glob("data-*.json"):
-            for fig in json.loads(data_file.read_text()):
-                png_path = Path(fig.get("renderURL", ""))
-                png = png_path.read_bytes() if png_path.is_file() else b""
-                cap, reg = fig["captionBoundary"], fig.get("regionBoundary")
-                records.append({
-                    "paper_id": paper_id, "name": str(fig["name"]), "fig_type": fig["figType"], "page": fig["page"],
-                    "caption": fig["caption"], "caption_box": [cap["x1"], cap["y1"], cap["x2"], cap["y2"]],
-                    "region_box": [reg["x1"], reg["y1"], reg["x2"], reg["y2"]] if reg else [],
-                    "dpi": cfg.dpi, "png": png, "width": 0, "height": 0, "image_text": " ".join(fig.get("imageText", [])),
-                })
-        return records
+        return [_pdffigures2_record(fig, paper_id, cfg.dpi)
+                for data_file in out.glob("data-*.json") for fig in json.loads(data_file.read_text())]
 
 
 def _extract(paper: dict, cfg: FiguresConfig) -> list[dict[str, Any]]:
@@ -111,13 +122,3 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     counts["pages_per_s"] = round(counts["pages"] / seconds, 2) if seconds else None
     return counts
-
-
-STAGE = Stage(
-    name="figures",
-    doc="figures and tables with captions, boxes and rendered crops (native PyMuPDF or pdffigures2)",
-    schema=SCHEMA,
-    resource_class="cpu",
-    reads=("ingest",),
-    run=run,
-)

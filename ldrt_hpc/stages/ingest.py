@@ -13,10 +13,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .. import layout
 from ..config import IngestConfig, PipelineConfig
 from ..plan import Plan, assign
 from ..shards import Schema
-from . import Shard, Stage
+from . import Shard
 
 SCHEMA = Schema(
     version=1,
@@ -44,7 +45,7 @@ def downloaded_pdfs(work_dir: Path) -> list[str]:
     from ..plan import PlanError, load_plan
     from ..shards import ShardReader, is_complete, shard_path
 
-    stage_dir = work_dir / "download"
+    stage_dir = layout.stage_dir(work_dir, "download")
     plan = load_plan(stage_dir)
     if plan is None:
         raise PlanError("stages.ingest.from_download: `download` has not run: run `ldrt-hpc run download` first")
@@ -95,7 +96,8 @@ def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
         pid, paths = next(iter(clashes.items()))
         raise ValueError(f"stages.ingest: {len(clashes)} paper id(s) are shared by several PDFs, e.g. '{pid}': "
                          f"{', '.join(paths[:3])}; the file name is the paper id: rename them")
-    return Plan(stage="ingest", num_shards=count, upstream=(), assignments=assign(inputs, count))
+    return Plan(stage="ingest", num_shards=count, upstream=(), assignments=assign(inputs, count),
+                planned_from=("download",) if settings.from_download else ())
 
 
 def check_pdf(path: str, cfg: IngestConfig) -> dict[str, Any]:
@@ -159,14 +161,3 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
         bad += not record["ok"]
         pages += record["pages"]
     return {"papers": len(shard.inputs), "ok": ok, "bad": bad, "pages": pages}
-
-
-STAGE = Stage(
-    name="ingest",
-    doc="check every PDF and record it (paper id, sha256, pages, problems)",
-    schema=SCHEMA,
-    resource_class="cpu",
-    reads=(),
-    make_plan=make_plan,
-    run=run,
-)

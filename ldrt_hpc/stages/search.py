@@ -1,7 +1,7 @@
 """`search`: Semantic Scholar bulk search over the keyword list, resumable, deduplicated.
 
 One task (one API key, one rate limit). After each page the keyword's next token and the page's papers are
-saved under WORK/search/_state/, so a killed task continues where it stopped. The shard holds one record per
+saved in the shard's state dir (WORK/search/_state/shard-00000/), so a killed task continues where it stopped. The shard holds one record per
 unique paper (dedupe by paperId, then DOI / PMID / PMCID) with the keywords that found it: the input of
 `download`.
 """
@@ -16,10 +16,10 @@ from typing import Any
 from tqdm import tqdm
 
 from ..config import PipelineConfig, load_keywords
-from ..harvest.s2 import S2Client
+from ..harvest.s2 import S2Client, S2Error
 from ..plan import Plan
 from ..shards import Schema, atomic_write_text, read_jsonl_log
-from . import Shard, Stage
+from . import Shard
 
 SCHEMA = Schema(
     version=1,
@@ -52,15 +52,18 @@ def search_keyword(client: S2Client, keyword: str, state_dir: Path, cfg) -> list
         if cfg.fields_of_study:
             filters["fieldsOfStudy"] = ",".join(cfg.fields_of_study)
         resume = state["token"] if state["pages"] else None
-        for papers, token, _total in client.bulk_search(keyword, cfg.fields, filters, token=resume):
-            with open(pages_path, "a") as handle:  # the page first, then the token that follows it
-                handle.write(json.dumps(papers) + "\n")
-            state.update(token=token, pages=state["pages"] + 1, done=token is None)
-            if cfg.max_pages_per_keyword and state["pages"] >= cfg.max_pages_per_keyword:
-                state["done"] = True
-            atomic_write_text(state_path, json.dumps(state))
-            if state["done"]:
-                break
+        try:
+            for papers, token, _total in client.bulk_search(keyword, cfg.fields, filters, token=resume):
+                with open(pages_path, "a") as handle:  # the page first, then the token that follows it
+                    handle.write(json.dumps(papers) + "\n")
+                state.update(token=token, pages=state["pages"] + 1, done=token is None)
+                if cfg.max_pages_per_keyword and state["pages"] >= cfg.max_pages_per_keyword:
+                    state["done"] = True
+                atomic_write_text(state_path, json.dumps(state))
+                if state["done"]:
+                    break
+        except S2Error as exc:  # a task log with many keywords must say which one failed, and after which page
+            raise S2Error(exc.status, f"keyword {keyword!r} (after {state['pages']} pages): {exc.message}") from exc
     papers: list[dict] = []
     for page in read_jsonl_log(pages_path):
         papers += page
@@ -118,8 +121,7 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
     settings = cfg.stages.search
     client = S2Client(settings.base_url, settings.api_key_env, settings.requests_per_s, settings.max_retries,
                       settings.backoff_s, settings.backoff_max_s, read_timeout_s=settings.timeout_s)
-    state_dir = cfg.work_dir / "search" / "_state"
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = shard.state_dir
     found: list[tuple[str, dict]] = []
     for keyword in tqdm(shard.inputs, desc="search", unit="keyword"):
         found += [(keyword, paper) for paper in search_keyword(client, keyword, state_dir, settings)]
@@ -138,14 +140,3 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
         shard.write(record)
     return {"keywords": len(shard.inputs), "hits": len(found), "unique": len(unique), "with_pdf_url": with_pdf,
             "requests": client.stats.requests, "retries": client.stats.retries, "retry_reasons": client.stats.reasons}
-
-
-STAGE = Stage(
-    name="search",
-    doc="Semantic Scholar bulk search over the keyword list; unique open-access papers",
-    schema=SCHEMA,
-    resource_class="cpu",
-    reads=(),
-    make_plan=make_plan,
-    run=run,
-)

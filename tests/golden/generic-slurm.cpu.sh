@@ -17,7 +17,7 @@
 #SBATCH --wckey=submitit
 
 # setup
-source $REPO/env/modules/generic-slurm.sh
+source $SHIPPED/modules/generic-slurm.sh
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=4

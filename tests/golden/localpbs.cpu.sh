@@ -18,7 +18,7 @@ exec >>"/WORK/ingest/_jobs/logs/${LDRT_JOB_ID}_0_log.out" 2>>"/WORK/ingest/_jobs
 cd "${PBS_O_WORKDIR:-$PWD}"
 
 # setup
-source $REPO/env/modules/local.sh
+source $SHIPPED/modules/local.sh
 export OMP_NUM_THREADS=1
 export LDRT_WORKERS=1
 

@@ -16,7 +16,7 @@
 #SBATCH --wckey=submitit
 
 # setup
-source $REPO/env/modules/local.sh
+source $SHIPPED/modules/local.sh
 export OMP_NUM_THREADS=1
 export LDRT_WORKERS=1
 

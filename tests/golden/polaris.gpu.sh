@@ -21,7 +21,7 @@ exec >>"/WORK/ingest/_jobs/logs/${LDRT_JOB_ID}_0_log.out" 2>>"/WORK/ingest/_jobs
 cd "${PBS_O_WORKDIR:-$PWD}"
 
 # setup
-source $REPO/env/modules/polaris.sh
+source $SHIPPED/modules/polaris.sh
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
 export OMP_NUM_THREADS=64

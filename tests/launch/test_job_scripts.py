@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ldrt_hpc.config import REPO_ROOT, load_cluster
+from ldrt_hpc.config import SHIPPED, load_cluster
 from ldrt_hpc.launch.executors import job_script
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -34,7 +34,7 @@ def render(profile_name: str, resource_class: str, array_size: int) -> str:
     resources = profile.resources_for(resource_class, profile_name)
     size = min(array_size, profile.max_array_size)
     text = job_script(profile, resources, FOLDER, "ldrt-stage", size, python="python3")
-    return text.replace(str(REPO_ROOT), "$REPO")
+    return text.replace(str(SHIPPED), "$SHIPPED")
 
 
 @pytest.mark.parametrize("profile_name, resource_class, array_size", CASES)
@@ -55,7 +55,7 @@ def test_polaris_script_has_the_mandatory_pbs_options():
     assert "#PBS -J" not in text  # a single task is a plain job: PBS rejects -J 0-0
     array = render("polaris", "gpu", 8)
     assert "#PBS -J 0-7%8" in array and 'LDRT_JOB_ID="${PBS_ARRAY_ID}_${PBS_ARRAY_INDEX}"' in array
-    assert "source $REPO/env/modules/polaris.sh" in array and "conda activate ldrt-hpc" in array
+    assert "source $SHIPPED/modules/polaris.sh" in array and "conda activate ldrt-hpc" in array
 
 
 def test_slurm_script_resources():

@@ -359,9 +359,9 @@ def test_full_work_dir_is_one_line_and_leaves_nothing(tmp_path, synth_pdfs, moun
     assert f"{small / 'work'}: only" in refused.stderr and "MB free" in refused.stderr
 
     # below the preflight's threshold, a write that fails half way gives the same kind of line
-    from ldrt_hpc.launch import launcher
+    from ldrt_hpc.launch import status
 
-    monkeypatch.setattr(launcher, "MIN_FREE_MB", 0)
+    monkeypatch.setattr(status, "MIN_FREE_MB", 0)
     fill(small)
     cfg = load_pipeline(config)
     with pytest.raises(SubmissionError, match=r"no space left on device \(0\.0 MB free\): nothing was submitted"):

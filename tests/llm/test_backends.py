@@ -60,6 +60,33 @@ def test_openai_backend_retries_and_parses():
             backend.generate(PROMPTS[:1], Sampling())
 
 
+@pytest.mark.parametrize("status", ["429", "503"])
+def test_openai_backend_honours_retry_after(status):
+    """The backoff here is 10 ms; the endpoint asks for 1 s and gets it."""
+    import time
+
+    with ScriptedChatServer(["answer"]) as server:
+        backend = make_backend(LLMConfig(backend="openai", model="m", base_url=server.base_url, backoff_s=0.01))
+        server.inject(f"{status}:retry-after=1")
+        started = time.monotonic()
+        assert backend.generate(PROMPTS[:1], Sampling())[0].text == "answer"
+        assert time.monotonic() - started >= 0.9 and backend.retries == 1 and len(server.requests) == 2
+
+
+def test_openai_backend_gives_up_with_what_came():
+    with ScriptedChatServer(["answer"]) as server:
+        backend = make_backend(LLMConfig(backend="openai", model="m", base_url=server.base_url, max_retries=1,
+                                         backoff_s=0.01))
+        server.inject("malformed", "malformed")
+        with pytest.raises(RuntimeError, match=r"no answer after 2 attempts \(last: malformed_response\): "
+                                               r"HTTP 200 application/json.*body starts b'\{\"choices\": \[\]\}'"):
+            backend.generate(PROMPTS[:1], Sampling())
+        server.inject("500", "500")
+        with pytest.raises(RuntimeError, match=r"after 2 attempts \(last: http_500\): .*injected 500"):
+            backend.generate(PROMPTS[:1], Sampling())
+        assert backend.retries == 2 and len(server.requests) == 4
+
+
 def test_unavailable_backends_say_what_is_missing(tmp_path):
     with pytest.raises(BackendUnavailable, match="vllm package"):
         make_backend(LLMConfig(backend="vllm", model=str(tmp_path)))

@@ -7,7 +7,7 @@ import pymupdf
 import pytest
 
 from ldrt_hpc.pdf.evaluate import normalise, real_ground_truth, score_paper, similarity, summarise
-from ldrt_hpc.pdf.figures import detect
+from ldrt_hpc.pdf.detector import detect
 from ldrt_hpc.pdf.layout import parse_label
 
 

@@ -73,6 +73,8 @@ def test_paging_filters_and_api_key(server, monkeypatch):
     (("malformed",), {"malformed_json": 1}),
     (("reset",), {"connection": 1}),
     (("slow:1.5",), {"timeout": 1}),
+    (("truncated",), {"truncated": 1}),  # Content-Length larger than the body: cut mid-way
+    (("truncated", "503", "malformed"), {"truncated": 1, "http_503": 1, "malformed_json": 1}),
 ])
 def test_transient_faults_are_retried_and_counted(server, faults, reasons):
     three_pages(server)
@@ -81,6 +83,82 @@ def test_transient_faults_are_retried_and_counted(server, faults, reasons):
     papers = [p["paperId"] for page, _, _ in s2.bulk_search("ldrt", ["paperId"]) for p in page]
     assert papers == ["p0001", "p0002", "p0003", "p0004", "p0005"]  # no duplicates, none lost
     assert s2.stats.reasons == reasons and s2.stats.retries == len(faults)
+    assert s2.stats.requests == len(server.requests) == 3 + len(faults)
+
+
+def test_batch_retries_a_cut_body(server):
+    server.add_batch_papers({"p1": {"paperId": "p1"}})
+    server.inject("/graph/v1/paper/batch", "truncated")
+    s2 = client(server)
+    assert s2.batch(["p1", "p2"], ["paperId"]) == [{"paperId": "p1"}, None]
+    assert s2.stats.reasons == {"truncated": 1} and len(server.requests) == 2
+
+
+@pytest.mark.parametrize("status", ["429", "503"])
+def test_retry_after_is_honoured(server, status):
+    """The backoff here is 10 ms; the server asks for 1 s and gets it."""
+    import time
+
+    three_pages(server)
+    server.inject("/graph/v1/paper/search/bulk", f"{status}:retry-after=1")
+    s2 = client(server)
+    started = time.monotonic()
+    first, _, _ = next(s2.bulk_search("ldrt", ["paperId"]))
+    assert time.monotonic() - started >= 0.9
+    assert len(first) == 2 and s2.stats.reasons == {f"http_{status}": 1}
+
+
+def test_errors_after_the_last_retry_say_what_came(server):
+    three_pages(server)
+    bulk = "/graph/v1/paper/search/bulk"
+    server.inject(bulk, "malformed", "malformed", "malformed")
+    with pytest.raises(S2Error) as malformed:
+        next(client(server, max_retries=2).bulk_search("ldrt", ["paperId"]))
+    assert malformed.value.status == 200 and "no response" not in str(malformed.value)
+    assert "failed after 3 attempts (last: malformed_json)" in str(malformed.value)
+    assert "application/json" in str(malformed.value) and """b'{"total": 3, "data": ['""" in str(malformed.value)
+    server.inject(bulk, "429", "429", "429")
+    with pytest.raises(S2Error, match=r"429: .*\(last: http_429\): Too Many Requests\. Please wait and try again"):
+        next(client(server, max_retries=2).bulk_search("ldrt", ["paperId"]))
+    server.inject(bulk, "truncated", "truncated")
+    with pytest.raises(S2Error, match=r"200: .*failed after 2 attempts \(last: truncated\): HTTP 200 application/json"):
+        next(client(server, max_retries=1).bulk_search("ldrt", ["paperId"]))
+    assert server.pending_faults() == {}
+
+
+def test_forbidden_names_the_key_variable(server, monkeypatch):
+    monkeypatch.delenv("LDRT_TEST_KEY", raising=False)
+    server.inject("/graph/v1/paper/search/bulk", "403", "403")
+    with pytest.raises(S2Error, match=r"403: Forbidden \(the API key comes from \$LDRT_TEST_KEY, which is not set"):
+        next(client(server, api_key_env="LDRT_TEST_KEY").bulk_search("ldrt", ["paperId"]))
+    monkeypatch.setenv("LDRT_TEST_KEY", "sekret-123")
+    with pytest.raises(S2Error, match=r"\$LDRT_TEST_KEY, which is set") as forbidden:
+        next(client(server, api_key_env="LDRT_TEST_KEY").bulk_search("ldrt", ["paperId"]))
+    assert "sekret-123" not in str(forbidden.value)
+
+
+def test_a_missing_key_is_logged_once(server, monkeypatch, caplog):
+    from ldrt_hpc.harvest import s2
+
+    monkeypatch.setattr(s2, "_warned_missing_keys", set())
+    monkeypatch.delenv("LDRT_TEST_KEY", raising=False)
+    monkeypatch.setenv("LDRT_TEST_OTHER_KEY", "sekret-123")
+    with caplog.at_level("WARNING", logger="ldrt_hpc.harvest.s2"):
+        client(server, api_key_env="LDRT_TEST_OTHER_KEY")
+        assert caplog.records == []
+        client(server, api_key_env="LDRT_TEST_KEY")
+        client(server, api_key_env="LDRT_TEST_KEY")
+    assert [r.getMessage() for r in caplog.records] == [
+        "$LDRT_TEST_KEY is not set: Semantic Scholar is queried without an API key (shared, lower rate limit)"]
+
+
+def test_search_errors_name_the_keyword(server, tmp_path):
+    from ldrt_hpc.config import SearchConfig
+
+    three_pages(server, '"low dose" + hormesis')
+    server.add_bulk_page('"low dose" + hormesis', "t1", {"error": "bad token"}, status=400)
+    with pytest.raises(S2Error, match=r"""400: keyword '"low dose" \+ hormesis' \(after 1 pages\): bad token"""):
+        search_keyword(client(server), '"low dose" + hormesis', tmp_path, SearchConfig(fields=["paperId"]))
 
 
 def test_retries_have_a_cap(server):
@@ -159,6 +237,8 @@ def pdf_bytes(synth_pdfs) -> bytes:
     ("reset", "connection"), ("500", "http_500"),
 ])
 def test_download_outcomes(server, tmp_path, pdf_bytes, fault, outcome):
+    import hashlib
+
     import requests
 
     server.add_file("/pdf/a.pdf", pdf_bytes)
@@ -166,14 +246,52 @@ def test_download_outcomes(server, tmp_path, pdf_bytes, fault, outcome):
         server.inject("/pdf/", fault)
     cfg = DownloadConfig(read_timeout_s=0.5, max_bytes=len(pdf_bytes) * 4)
     target = tmp_path / "a.pdf"
-    result, status, size, sha = fetch(requests.Session(), server.url("/pdf/a.pdf"), target, cfg)
-    assert result == outcome
+    got = fetch(requests.Session(), server.url("/pdf/a.pdf"), target, cfg)
+    assert got.outcome == outcome
     assert target.exists() == (outcome == "ok") and not list(tmp_path.glob(".*part*"))  # no partial files left
-    if outcome == "ok":
-        import hashlib
+    # the last answer's real status (0: none came), the bytes received, the declared length
+    error_page = len(json.dumps({"message": "Internal Server Error"}))  # what the fault server sends with its 500
+    expected = {"ok": (200, len(pdf_bytes), len(pdf_bytes)), "truncated": (200, len(pdf_bytes) // 2, len(pdf_bytes)),
+                "too_large": (200, 0, 10**12), "timeout": (0, 0, 0), "connection": (0, 0, 0),
+                "http_500": (500, 0, error_page)}
+    if outcome in expected:
+        assert (got.http_status, got.size, got.declared_size) == expected[outcome]
+    assert (got.sha256 == hashlib.sha256(pdf_bytes).hexdigest()) == (outcome == "ok")
+    assert (got.detail == "") == (outcome == "ok")
+    assert fetch(requests.Session(), "file:///etc/passwd", tmp_path / "x.pdf", cfg).outcome == "bad_url"
 
-        assert size == len(pdf_bytes) and sha == hashlib.sha256(pdf_bytes).hexdigest() and status == 200
-    assert fetch(requests.Session(), "file:///etc/passwd", tmp_path / "x.pdf", cfg)[0] == "bad_url"
+
+def test_redirects_are_followed_but_loops_and_non_http_targets_are_named(server, tmp_path, pdf_bytes):
+    import requests
+
+    server.add_file("/pdf/real.pdf", pdf_bytes)
+    server.add_redirect("/pdf/moved.pdf", "/pdf/real.pdf", 301)
+    server.add_redirect("/pdf/loop.pdf", "/pdf/loop.pdf")
+    server.add_redirect("/pdf/local.pdf", "file:///etc/passwd")
+    cfg = DownloadConfig(read_timeout_s=2)
+    moved = fetch(requests.Session(), server.url("/pdf/moved.pdf"), tmp_path / "m.pdf", cfg)
+    assert moved.outcome == "ok" and (tmp_path / "m.pdf").read_bytes() == pdf_bytes
+    loop = fetch(requests.Session(), server.url("/pdf/loop.pdf"), tmp_path / "l.pdf", cfg)
+    assert (loop.outcome, loop.http_status) == ("redirect_loop", 302) and "30 redirects" in loop.detail
+    local = fetch(requests.Session(), server.url("/pdf/local.pdf"), tmp_path / "f.pdf", cfg)
+    assert local.outcome == "bad_redirect" and "file:///etc/passwd" in local.detail
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pdf"]  # nothing else written, not even a part file
+
+
+def test_download_retries_share_one_budget(server, tmp_path, pdf_bytes):
+    """A cut body is retried by the stage's loop, a 503 by the session's adapter: both count, in one budget."""
+    from ldrt_hpc.http import retry_policy, retrying_session
+    from ldrt_hpc.stages.download import fetch_with_retries
+
+    server.add_file("/pdf/a.pdf", pdf_bytes)
+    cfg = DownloadConfig(read_timeout_s=2, retries=2, backoff_s=0.01)
+    policy = retry_policy(cfg.retries, cfg.backoff_s, cfg.backoff_max_s)
+    server.inject("/pdf/a.pdf", "truncated", "503")
+    got, attempts = fetch_with_retries(retrying_session(policy), policy, server.url("/pdf/a.pdf"), tmp_path / "a.pdf", cfg)
+    assert (got.outcome, attempts) == ("ok", 3) and (tmp_path / "a.pdf").read_bytes() == pdf_bytes
+    server.inject("/pdf/a.pdf", "truncated", "truncated", "truncated")
+    got, attempts = fetch_with_retries(retrying_session(policy), policy, server.url("/pdf/a.pdf"), tmp_path / "b.pdf", cfg)
+    assert (got.outcome, got.http_status, attempts) == ("truncated", 200, 3) and server.pending_faults() == {}
 
 
 def write_config(folder: Path, base_url: str, keywords: list[str], cluster: str = "local") -> Path:

@@ -1,4 +1,4 @@
-# Module profile for ALCF Polaris (PBS Pro); sourced by every ldrt-hpc job script (configs/clusters/polaris.yaml).
+# Module profile for ALCF Polaris (PBS Pro); sourced by every ldrt-hpc job script (ldrt_hpc/configs/clusters/polaris.yaml).
 module use /soft/modulefiles
 module load conda
 module load cudatoolkit-standalone/12.4.1

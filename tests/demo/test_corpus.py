@@ -11,7 +11,7 @@ import numpy as np
 import pymupdf
 import pytest
 
-from ldrt_hpc.synth import synth_corpus
+from ldrt_hpc.demo import synth_corpus
 
 SEED, PAPERS = 0, 6
 PAGE = pymupdf.Rect(0, 0, 612, 792)
@@ -253,3 +253,17 @@ def test_justified_body_lines_extract_as_single_lines(corpus):
                             key = (round(span["origin"][1], 2), line["bbox"][0] < 300)
                             count[key] = count.get(key, 0) + 1
                 assert count and max(count.values()) == 1, (paper["paper"], page.number)
+
+
+def test_cli_takes_count_seed_and_folder_from_the_config(corpus, tmp_path, capsys):
+    from ldrt_hpc.cli import main
+
+    folder, truth = corpus
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"# ldrt-hpc synth-corpus --config pipeline.yaml\nwork_dir: work\nsynth:\n  papers: 1\n  seed: {SEED}\n"
+                      "stages:\n  ingest:\n    input_dir: pdfs\n")
+    assert main(["synth-corpus", "--config", str(config)]) == 0
+    written = tmp_path / "pdfs"  # relative to the config's folder
+    assert json.loads((written / "ground_truth.json").read_text(encoding="utf-8")) == truth[:1]
+    assert (written / truth[0]["file"]).read_bytes() == (folder / truth[0]["file"]).read_bytes()
+    assert main(["synth-corpus"]) == 2 and "give the output folder" in capsys.readouterr().err

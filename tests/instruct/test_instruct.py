@@ -6,10 +6,14 @@ import random
 
 import pytest
 
-from ldrt_hpc.qa import ParseError, TemplateMatcher, load_prompts, messages, parse_reasoning, post_filter, split_papers
-from tests.conftest import REPO
+from ldrt_hpc.config import SHIPPED
+from ldrt_hpc.instruct.filtering import post_filter
+from ldrt_hpc.instruct.parsing import ParseError, parse_reasoning
+from ldrt_hpc.instruct.prompts import load_prompts, messages
+from ldrt_hpc.instruct.split import split_papers
+from ldrt_hpc.instruct.templates import TemplateMatcher
 
-PROMPTS = load_prompts(REPO / "configs" / "prompts" / "qa-v1.yaml")
+PROMPTS = load_prompts(SHIPPED / "prompts" / "qa-v1.yaml")
 
 
 def test_prompts_fill_caption_and_mentions_and_forbid_source_words():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ldrt_hpc.config import FilterConfig
-from ldrt_hpc.stages.filter import decide, laplacian_variance
+from ldrt_hpc.images.quality import decide, laplacian_variance
 
 
 def png(image: np.ndarray) -> bytes:

@@ -1,6 +1,0 @@
-# Module profile for a generic Slurm site; sourced by every ldrt-hpc job script (configs/clusters/generic-slurm.yaml).
-module purge
-module load gcc/12
-module load cuda/12.4
-module load openmpi/4.1
-module load anaconda3

@@ -1,0 +1,6 @@
+# Module profile for a generic Slurm site; sourced by every ldrt-hpc job script (ldrt_hpc/configs/clusters/generic-slurm.yaml).
+module purge
+module load gcc/12
+module load cuda/12.4
+module load openmpi/4.1
+module load anaconda3
