@@ -4,12 +4,51 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
 
 DEFAULT_CONFIG = "configs/demo.yaml"
+STATES = ("done", "failed", "corrupt", "cancelling", "running", "pending", "missing", "unknown")
+
+
+def _positive_int(text: str) -> int:
+    """A shard count: 1 or more (argparse would let 0 and -3 through)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _state_list(text: str) -> list[str]:
+    states = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [state for state in states if state not in STATES]
+    if unknown or not states:
+        raise argparse.ArgumentTypeError(f"unknown state(s) {', '.join(unknown) or '(none)'}: "
+                                         f"choose from {','.join(STATES)}")
+    return states
+
+
+def login_node_warning(scheduler: str, environ=os.environ) -> str | None:
+    """A warning when the `local` profile would run every shard on this machine although a batch scheduler manages
+    it (sbatch/qsub on PATH, SLURM_CONF or PBS_SERVER set) and this is not a job: likely a login node, shared with
+    everyone. Warn rather than refuse: workstations with a scheduler's client tools installed exist."""
+    if scheduler != "local" or any(environ.get(k) for k in ("SLURM_JOB_ID", "PBS_JOBID", "LDRT_ALLOW_LOCAL")):
+        return None
+    signs = [f"{tool} on PATH" for tool in ("sbatch", "qsub") if shutil.which(tool, path=environ.get("PATH"))]
+    signs += [f"{key} is set" for key in ("SLURM_CONF", "PBS_SERVER") if environ.get(key)]
+    if not signs:
+        return None
+    return (f"WARNING: the 'local' cluster profile runs every shard on THIS machine, which looks like the login "
+            f"node of a batch cluster ({', '.join(signs)}). Pass --cluster NAME (e.g. generic-slurm, polaris) to "
+            f"submit jobs instead; set LDRT_ALLOW_LOCAL=1 to silence this warning.")
 
 
 def _config(args):
@@ -27,6 +66,9 @@ def _print_submission(result, shards_text) -> None:
         print(result.script)
     if result.skipped_active:
         print(f"{result.stage}: shards {format_shards(result.skipped_active)} are pending or running: not submitted again")
+    if result.held_back:
+        print(f"{result.stage}: shards {format_shards(result.held_back)} wait for room in the queue (the profile's "
+              f"max_queued_jobs): run again later, or use --wait to submit them as room frees")
     if result.waiting:
         print(f"{result.stage}: shards {format_shards(result.waiting)} wait for their input shards "
               f"({', '.join(GRAPH[result.stage].inputs)}): not submitted")
@@ -41,21 +83,91 @@ def _print_submission(result, shards_text) -> None:
         print(f"{result.stage}: job ids {', '.join(arrays[:10])}{' ...' if len(arrays) > 10 else ''}")
 
 
+def _minutes(text: str) -> int:
+    """--time as minutes ('90'), 'H:MM' or 'H:MM:SS' (rounded up to whole minutes)."""
+    parts = [int(p) for p in text.split(":")] if all(p.isdigit() for p in text.split(":")) else []
+    if not parts or len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"'{text}' is not minutes or H:MM[:SS]")
+    if len(parts) == 1:
+        return parts[0]
+    hours, minutes, seconds = (parts + [0])[:3]
+    return hours * 60 + minutes + (1 if seconds else 0)
+
+
+def _resource_flags(parser) -> None:
+    """Per-submission changes to the cluster profile (on top of the config's `resources.<stage>`)."""
+    group = parser.add_argument_group("resources for this submission (override the profile and the config)")
+    group.add_argument("--account", help="Slurm --account / PBS -A project")
+    group.add_argument("--partition", "--queue", dest="partition", help="Slurm partition / PBS queue")
+    group.add_argument("--qos", help="Slurm quality of service")
+    group.add_argument("--time", dest="time_min", type=_minutes, help="wall-clock limit: minutes or H:MM[:SS]")
+    group.add_argument("--array-parallelism", type=_positive_int, help="array tasks running at once (all arrays)")
+    group.add_argument("--mail", help="mail this address when a job ends or fails")
+
+
+def _overrides(args) -> dict:
+    names = ("account", "partition", "qos", "time_min", "array_parallelism", "mail")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def _submit_and_report(cfg, args, cluster: str, **submit_options) -> int:
     """Submit, print what happened and the status table; exit 1 when shards failed and we know it (waited or local)."""
     from .config import load_cluster
     from .launch import format_status, stage_status, submit, wait
 
-    result = submit(cfg, args.stage, cluster=cluster, shards=args.shards, dry_run=args.dry_run, **submit_options)
+    scheduler = load_cluster(cluster).scheduler
+    warning = None if args.dry_run else login_node_warning(scheduler)
+    stderr = sys.stderr
+    if warning:
+        sys.stderr = _WarnOnFirstWrite(stderr, warning)
+    overrides = _overrides(args)
+    try:
+        result = submit(cfg, args.stage, cluster=cluster, shards=args.shards, dry_run=args.dry_run,
+                        overrides=overrides, **submit_options)
+    finally:
+        sys.stderr = stderr
     _print_submission(result, args.shards)
     if args.dry_run:
         return 0
-    if args.wait and result.job_ids:
-        wait(cfg, args.stage)
+    while args.wait and result.held_back:  # the queue limit: submit the rest as room frees
+        time.sleep(30)
+        result = submit(cfg, args.stage, cluster=cluster, shards=args.shards, overrides=overrides)
+        _print_submission(result, args.shards)
+    if args.wait:
+        wait(cfg, args.stage, progress=_progress_printer(args.stage))
     rows = stage_status(cfg, args.stage)
     print(format_status(args.stage, rows))
-    finished = args.wait or load_cluster(cluster).scheduler == "local"
+    finished = args.wait or scheduler == "local"
     return 1 if finished and any(r.state == "failed" for r in rows) else 0
+
+
+class _WarnOnFirstWrite:
+    """stderr that writes the login-node warning just before the first thing written to it (the local pool's
+    progress bar, as the shards start): a submission refused before it starts anything stays one error line."""
+
+    def __init__(self, stream, warning: str):
+        self._stream, self._warning = stream, warning
+
+    def write(self, text: str) -> int:
+        if self._warning:
+            self._stream.write(self._warning + "\n")
+            self._warning = None
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _progress_printer(stage: str):
+    """`--wait`: one line on stderr whenever the count of shards per state changes."""
+    import time
+
+    from .launch.status import count_summary
+
+    def show(rows) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {stage}: {count_summary(rows)}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def cmd_run(args) -> int:
@@ -74,13 +186,18 @@ def cmd_rerun(args) -> int:
 
 
 def cmd_status(args) -> int:
+    """Exit 1 when any shard of the stage failed or is corrupt (whatever --state shows), else 0."""
     from .launch import format_status, require_plan, stage_status, status_json
+    from .launch.status import PROBLEMS
 
     cfg = _config(args)
     require_plan(cfg, args.stage)
     rows = stage_status(cfg, args.stage)
-    print(status_json(rows) if args.json else format_status(args.stage, rows))
-    return 0
+    if args.json:
+        print(status_json([r for r in rows if not args.state or r.state in args.state]))
+    else:
+        print(format_status(args.stage, rows, states=args.state, every_row=True if args.all else None))
+    return 1 if any(r.state in PROBLEMS for r in rows) else 0
 
 
 def cmd_cancel(args) -> int:
@@ -234,10 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage_command("run", cmd_run, "submit the stage's shards that are not done as array jobs")
     p.add_argument("--cluster", help="cluster profile name (configs/clusters/NAME.yaml) or path; default: config's")
     p.add_argument("--shards", help="only these shards, e.g. 0-9,17")
-    p.add_argument("--num-shards", type=int, help="shard count for a new plan (a pinned plan refuses a change)")
+    p.add_argument("--num-shards", type=_positive_int,
+                   help="shard count for a new plan (a pinned plan refuses a change)")
     p.add_argument("--replan", action="store_true", help="move the pinned plan and its shards aside and re-plan")
     p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
+    _resource_flags(p)
 
     p = stage_command("rerun", cmd_rerun, "resubmit only the failed, corrupt and missing shards")
     p.add_argument("--cluster", help="cluster profile (default: the one of the last submission)")
@@ -245,9 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", help="only these shards, e.g. 3,5")
     p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
+    _resource_flags(p)
 
-    p = stage_command("status", cmd_status, "one row per shard: done / failed / running / pending / missing")
+    p = stage_command("status", cmd_status, "one row per shard: done / failed / running / pending / missing; "
+                                            "exit 1 when a shard failed or is corrupt")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--state", type=_state_list, help="only shards in these states, e.g. failed,pending")
+    p.add_argument("--all", action="store_true",
+                   help="one row per shard even above 50 shards (default there: one line per group of shards "
+                        "with the same state and error)")
 
     p = stage_command("verify", cmd_verify, "check every committed shard (checksums, counts, marker); set bad ones aside")
     p.add_argument("--no-set-aside", action="store_true", help="only report bad shards; leave them in place")
@@ -256,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds running tasks get to stop after SIGTERM before they are killed (default 10)")
 
     p = stage_command("plan", cmd_plan, "pin the stage's shard plan and freeze the config; submit nothing")
-    p.add_argument("--num-shards", type=int, help="shard count for a new plan")
+    p.add_argument("--num-shards", type=_positive_int, help="shard count for a new plan")
     p.add_argument("--replan", action="store_true", help="move the pinned plan and its shards aside and re-plan")
 
     p = stage_command("task", cmd_task, "run one shard here (for static job scripts: jobs/*.sbatch, jobs/*.pbs)")
@@ -298,13 +423,31 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import UserError
 
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # a shard list or an error message never fails on an ASCII terminal
+        sys.stdout.reconfigure(errors="replace")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (UserError, FileNotFoundError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"ldrt-hpc: error: {message}", file=sys.stderr)
         return 2
+
+
+def _stdout_closed() -> int:
+    """The reader went away (`ldrt-hpc status --json | head`): stop quietly. Python would complain again when it
+    flushes stdout at exit, so stdout is pointed at /dev/null first. Exit status 141 (128 + SIGPIPE) like a shell
+    tool killed by SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shlex
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -72,6 +74,10 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------------------------------------------
 # Cluster profiles
 
+PBS_DIRECTIVE_KEY = re.compile(r"^[A-Za-z]( [A-Za-z_][\w.-]*)?$")
+"""A PBS extra_directives key: an option letter ('q' -> `-q VALUE`), or a letter, one space and a resource or
+attribute name ('l place' -> `-l place=VALUE`, 'W depend' -> `-W depend=VALUE`)."""
+
 
 class Resources(Strict):
     """What one array task of a resource class asks the scheduler for."""
@@ -96,6 +102,8 @@ class Resources(Strict):
     """Wall-clock limit in minutes; at least 2 because the job is signalled 90 s before the limit."""
     array_parallelism: int = Field(64, ge=1)
     """How many array tasks may run at once."""
+    signal_delay_s: int = Field(90, ge=10)
+    """Seconds before the time limit at which the task is warned (USR2), saves its progress and is requeued."""
     extra_directives: dict[str, str | int | bool] = Field(default_factory=dict)
     """Raw scheduler options added as they are (e.g. {'reservation': 'x'} for Slurm, {'l place': 'scatter'})."""
 
@@ -109,19 +117,28 @@ class ClusterProfile(Strict):
     """Slurm --account or PBS -A project (PBS sites such as Polaris require it)."""
     filesystems: str | None = None
     """PBS '-l filesystems=' value, e.g. 'home:eagle' (required on ALCF machines; ignored by Slurm)."""
+    pbs_select: str | None = None
+    """Extra resources appended to every PBS `-l select` chunk, e.g. 'system=polaris' (ignored by Slurm)."""
+    require: list[Literal["account", "filesystems", "pbs_select", "modules_profile", "conda_env", "python"]] = Field(
+        default_factory=list)
+    """Fields this site cannot do without, e.g. [account, filesystems] on Polaris: a profile missing one is refused."""
     max_array_size: int = Field(1000, ge=2)
     """Largest array the site accepts (Slurm MaxArraySize - 1, PBS max_array_size); bigger ones are split."""
+    max_queued_jobs: int | None = Field(None, ge=1)
+    """Most jobs (array tasks count one each) you may have queued or running at once (e.g. a project's queue
+    limit); a submission takes only what fits and says what waits (None: no limit)."""
     modules_profile: str | None = None
     """Shell file sourced by every job script (module loads for the site): a path, or a name found in ./env/modules,
-    $LDRT_MODULES or the package's shipped profiles."""
+    $LDRT_MODULES or the package's shipped profiles; it runs under `set -e`: a failing line stops the job (exit 97)."""
     conda_env: str | None = None
-    """Conda environment activated by every job script (None: use the submitting Python as it is)."""
+    """Conda env (name or path) activated by every job script; the job then runs that env's `python` (None: no
+    activation, the job runs the submitting Python by its absolute path)."""
     exports: dict[str, str] = Field(default_factory=dict)
     """Environment variables exported by every job script (never secrets: scripts land in the log folder)."""
     setup: list[str] = Field(default_factory=list)
-    """Extra shell lines run by every job script after the module profile and conda activation."""
+    """Extra shell lines run by every job script after the module profile and conda activation (under `set -e`)."""
     python: str | None = None
-    """Python command on the compute nodes (None: the interpreter that submits)."""
+    """Python command on the compute nodes (None: `python` of `conda_env`, else the interpreter that submits)."""
     resources: dict[str, Resources]
     """Resources per class of work: 'cpu' for PDF stages, 'gpu' for LLM stages, 'multinode_gpu' for training."""
 
@@ -139,6 +156,20 @@ class ClusterProfile(Strict):
             module_profile_path(value)
         return value
 
+    @model_validator(mode="after")
+    def _required_fields_are_set(self) -> ClusterProfile:
+        missing = [name for name in self.require if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"this site requires {', '.join(missing)} (listed in `require`) but the profile does not "
+                             f"set {'it' if len(missing) == 1 else 'them'}: add e.g. `{missing[0]}: ...`")
+        if self.scheduler == "pbs":
+            for name, resources in self.resources.items():
+                for key in resources.extra_directives:
+                    if not PBS_DIRECTIVE_KEY.match(key):
+                        raise ValueError(f"resources.{name}.extra_directives: bad PBS key {key!r}: use an option letter "
+                                         "('q', 'V'), or a letter, a space and a name ('l place' -> -l place=VALUE)")
+        return self
+
     def resources_for(self, resource_class: str, profile_name: str) -> Resources:
         """The resources of one class; a clear error when this site does not define it."""
         try:
@@ -149,13 +180,30 @@ class ClusterProfile(Strict):
                 f"(it defines: {', '.join(sorted(self.resources))})"
             ) from None
 
+    def environment_label(self) -> str:
+        """Where the job's Python comes from, for error messages: the module file and the conda env."""
+        parts = [f"module profile {module_profile_path(self.modules_profile)}" if self.modules_profile
+                 else "no module profile"]
+        parts.append(f"conda env {self.conda_env}" if self.conda_env else "no conda env")
+        if self.python:
+            parts.append(f"python {self.python}")
+        return ", ".join(parts)
+
     def setup_lines(self) -> list[str]:
-        """Shell lines every job script runs before Python starts: modules, conda, exports, extra setup."""
+        """Shell lines every job script runs before Python starts: modules, conda, exports, extra setup. Conda is
+        initialised for a non-interactive shell first (`conda shell.bash hook`); a missing `conda` stops the job."""
         lines: list[str] = []
         if self.modules_profile:
-            lines.append(f"source {module_profile_path(self.modules_profile)}")
+            lines.append(f"source {shlex.quote(str(module_profile_path(self.modules_profile)))}")
         if self.conda_env:
-            lines.append(f"conda activate {self.conda_env}")
+            where = (f"after sourcing {module_profile_path(self.modules_profile)}" if self.modules_profile
+                     else "(no modules_profile loads it)")
+            lines += [
+                (f"command -v conda >/dev/null 2>&1 || {{ echo \"ldrt-hpc: conda not found {where}: cannot activate "
+                 f"conda env {self.conda_env}\" >&2; exit 97; }}"),
+                'eval "$(conda shell.bash hook)"',
+                f"conda activate {shlex.quote(self.conda_env)}",
+            ]
         lines += [f"export {key}={value}" for key, value in sorted(self.exports.items())]
         return lines + list(self.setup)
 
@@ -393,7 +441,26 @@ class PipelineConfig(Strict):
     """The LLM used to generate keywords and Q&A."""
     stages: StagesConfig
     """Per-stage settings."""
+    resources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-stage changes to the cluster profile's resources, e.g. {figures: {time_min: 240}} (any field of a
+    resource class; extra_directives merge)."""
     _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("resources")
+    @classmethod
+    def _known_stages_and_fields(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from .stages.graph import GRAPH  # here, not at import time: the stages import this module
+
+        for stage, override in value.items():
+            if stage not in GRAPH:
+                raise ValueError(f"unknown stage '{stage}' (known stages: {', '.join(GRAPH.names)})")
+            try:
+                Resources.model_validate(override)  # every field has a default: this checks names and values
+            except ValidationError as exc:
+                raise ValueError(f"{stage}: " + "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}"
+                    for e in exc.errors())) from None
+        return value
     """The file it was loaded from (for messages); not part of the config's value."""
 
     def __eq__(self, other: object) -> bool:
@@ -415,7 +482,7 @@ class PipelineConfig(Strict):
 # Loading
 
 
-def _format_errors(path: Path, error: ValidationError) -> str:
+def format_errors(path: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
@@ -424,6 +491,8 @@ def _format_errors(path: Path, error: ValidationError) -> str:
             message = "unknown key"
         elif item["type"] == "missing":
             message = "missing required key"
+        elif item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         lines.append(f"{path}: {key}: {message}")
     return "\n".join(lines)
 
@@ -455,7 +524,7 @@ def load_model(model: type[ModelT], path: str | os.PathLike) -> ModelT:
     try:
         return model.model_validate(read_yaml(path))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
+        raise ConfigError(format_errors(path, exc)) from None
 
 
 def _resolve_paths(data: Any, base: Path) -> Any:

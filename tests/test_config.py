@@ -183,3 +183,20 @@ def test_the_wheel_ships_profiles_modules_keywords_and_prompts(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {str(p.relative_to(REPO)) for p in SHIPPED.rglob("*") if p.is_file()}
     assert shipped and shipped <= names, sorted(shipped - names)
+
+
+def test_require_lists_the_fields_a_site_cannot_do_without(tmp_path):
+    """`require: [account, filesystems]` (set for Polaris): a profile missing one is refused at load time."""
+    base = {"scheduler": "pbs", "require": ["account", "filesystems"], "resources": {"cpu": {}}}
+    with pytest.raises(ValueError, match="requires account, filesystems"):
+        ClusterProfile.model_validate(base)
+    with pytest.raises(ValueError, match="requires filesystems"):
+        ClusterProfile.model_validate({**base, "account": "P"})
+    assert ClusterProfile.model_validate({**base, "account": "P", "filesystems": "home:eagle"}).account == "P"
+    assert load_cluster("polaris").require == ["account", "filesystems"]
+    with pytest.raises(ValueError):
+        ClusterProfile.model_validate({**base, "require": ["partition"]})  # only profile fields can be required
+    site = tmp_path / "site.yaml"
+    site.write_text("scheduler: pbs\nrequire: [account]\nresources: {cpu: {}}\n")
+    with pytest.raises(ConfigError, match=r"site.yaml: \(top level\): this site requires account"):
+        load_cluster(str(site))

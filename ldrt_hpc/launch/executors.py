@@ -14,15 +14,54 @@ import submitit
 from submitit.slurm.slurm import _make_sbatch_string
 
 from ..config import ClusterProfile, Resources
+from ..errors import ConfigError
 from .pbs import PBSExecutor, _make_pbs_string
 
+ENV_CHECK_EXIT = 97
+"""Exit code of a job whose environment is broken (module profile, conda env, Python without ldrt_hpc)."""
 
-def _setup(profile: ClusterProfile, resources: Resources) -> list[str]:
-    # one BLAS/OpenMP thread per allotted core: N processes x default threads oversubscribe a node badly
-    threads = [f"export OMP_NUM_THREADS={resources.cpus_per_task}"] if "OMP_NUM_THREADS" not in profile.exports else []
-    # parser processes per task (ldrt_hpc.isolate): the CPUs the task was given, not every CPU of the node
-    workers = [f"export LDRT_WORKERS={resources.cpus_per_task * resources.tasks_per_node}"]
-    return profile.setup_lines() + threads + workers
+
+def _environment_check(profile: ClusterProfile, python: str) -> list[str]:
+    """Lines that stop the job with one clear line (exit 97) when the set-up did not give it a working Python."""
+    label = profile.environment_label().replace('"', "'")
+    words = shlex.split(python)
+    first = shlex.quote(words[0]) if words else "python"
+    return [
+        (f'command -v {first} >/dev/null 2>&1 || {{ echo "ldrt-hpc: {first} not found after module/conda setup '
+         f'({label})" >&2; exit {ENV_CHECK_EXIT}; }}'),
+        (f"{python} -c 'import ldrt_hpc, submitit' || {{ echo \"ldrt-hpc: {first} cannot import ldrt_hpc and submitit "
+         f'({label}): install ldrt-hpc into that environment" >&2; exit {ENV_CHECK_EXIT}; }}'),
+    ]
+
+
+def _setup(profile: ClusterProfile, resources: Resources, python: str | None = None) -> list[str]:
+    """The job's set-up: strict mode, module profile, conda env, exports, the environment check, threads."""
+    python = python or python_command(profile)
+    # a failing `module load`/`conda activate` stops the job here, with a line that says which step failed
+    trap = (f"trap 'echo \"ldrt-hpc: job setup failed (exit $?) at: $BASH_COMMAND "
+            f"({profile.environment_label().replace(chr(39), '')})\" >&2; exit {ENV_CHECK_EXIT}' ERR")
+    strict = ["set -eo pipefail", trap]
+    check = _environment_check(profile, python) + ["trap - ERR"]
+    # parser processes per submitit process (ldrt_hpc.isolate): its CPUs (Slurm starts tasks_per_node processes of
+    # cpus_per_task each; a PBS job runs one process on the whole chunk), unless the profile exports LDRT_WORKERS
+    cpus = resources.cpus_per_task * (resources.tasks_per_node if profile.scheduler == "pbs" else 1)
+    workers = [] if "LDRT_WORKERS" in profile.exports else [f"export LDRT_WORKERS={cpus}"]
+    try:
+        count = max(1, int(profile.exports.get("LDRT_WORKERS", cpus)))
+    except ValueError:
+        count = cpus
+    # W workers x T OpenMP/BLAS threads each must fit the CPUs: T = cpus / W (1 when every CPU has a worker)
+    threads = ([f"export OMP_NUM_THREADS={max(1, cpus // count)}"] if "OMP_NUM_THREADS" not in profile.exports
+               else [])
+    return strict + profile.setup_lines() + check + workers + threads
+
+
+def _signal_delay(resources: Resources) -> int:
+    """The warning before the time limit; it must leave the task some time to run."""
+    if resources.signal_delay_s >= resources.time_min * 60:
+        raise ConfigError(f"signal_delay_s ({resources.signal_delay_s} s) must be shorter than time_min "
+                          f"({resources.time_min} min): the task would be warned before it starts")
+    return resources.signal_delay_s
 
 
 def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: str) -> dict[str, Any]:
@@ -35,7 +74,7 @@ def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: st
         "cpus_per_task": resources.cpus_per_task,
         "array_parallelism": resources.array_parallelism,
         "setup": _setup(profile, resources),
-        "signal_delay_s": 90,
+        "signal_delay_s": _signal_delay(resources),
     }
     if resources.gpus_per_node:
         params["gpus_per_node"] = resources.gpus_per_node
@@ -46,8 +85,9 @@ def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: st
             params[key] = getattr(resources, key)
     if profile.account:
         params["account"] = profile.account
-    if resources.extra_directives:
-        params["additional_parameters"] = dict(resources.extra_directives)
+    # the task is checkpointable (ldrt_hpc/launch/task.py): on USR2 it requeues itself, which sites with
+    # JobRequeue=0 refuse unless the job asked for it
+    params["additional_parameters"] = {"requeue": True, **resources.extra_directives}
     return params
 
 
@@ -62,6 +102,7 @@ def pbs_parameters(profile: ClusterProfile, resources: Resources, job_name: str)
         "array_parallelism": resources.array_parallelism,
         "setup": _setup(profile, resources),
         "place": "scatter" if resources.nodes > 1 else None,
+        "signal_delay_s": _signal_delay(resources),  # PBS has no --signal: the task's own timer (pbs.py)
     }
     if resources.tasks_per_node > 1:
         params["mpiprocs"] = resources.tasks_per_node
@@ -73,13 +114,21 @@ def pbs_parameters(profile: ClusterProfile, resources: Resources, job_name: str)
         params["account"] = profile.account
     if profile.filesystems:
         params["filesystems"] = profile.filesystems
+    if profile.pbs_select:
+        params["select_extra"] = profile.pbs_select
     if resources.extra_directives:
         params["additional_directives"] = dict(resources.extra_directives)
     return params
 
 
 def python_command(profile: ClusterProfile) -> str:
-    return profile.python or shlex.quote(sys.executable)
+    """The Python a job runs: the profile's `python`; a plain `python` from the activated conda env; else (no env
+    set up) the interpreter that submits, by absolute path (shared file system, e.g. the local cluster)."""
+    if profile.python:
+        return profile.python
+    if profile.conda_env:
+        return "python"
+    return shlex.quote(sys.executable)
 
 
 def make_executor(profile: ClusterProfile, resources: Resources, folder: Path, job_name: str):
@@ -104,12 +153,13 @@ def job_script(
     python = python or python_command(profile)
     command = " ".join([python, "-u -m submitit.core._submit", shlex.quote(str(folder))])
     map_count = array_size if array_size > 1 else None
+    setup = _setup(profile, resources, python)  # the environment check runs the same Python as the command
     if profile.scheduler == "slurm":
         return _make_sbatch_string(command=command, folder=folder, map_count=map_count,
-                                   **slurm_parameters(profile, resources, job_name))
+                                   **{**slurm_parameters(profile, resources, job_name), "setup": setup})
     if profile.scheduler == "pbs":
         return _make_pbs_string(command=command, folder=folder, map_count=map_count,
-                                **pbs_parameters(profile, resources, job_name))
-    lines = ["# local: one process per shard on this machine,"
-             f" at most {resources.array_parallelism} at a time"] + _setup(profile, resources) + [command]
+                                **{**pbs_parameters(profile, resources, job_name), "setup": setup})
+    lines = [f"# local: one process per shard on this machine, at most {resources.array_parallelism} at a time",
+             *setup, command]
     return "\n".join(lines) + "\n"

@@ -8,20 +8,23 @@ function (state.py); each scheduler's own commands are in slurm.py, pbs.py and l
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from .. import ownership
-from ..config import ClusterProfile, PipelineConfig, freeze, load_cluster
-from ..errors import CancelError, SubmissionError
+from ..config import ClusterProfile, PipelineConfig, Resources, format_errors, freeze, load_cluster
+from ..errors import CancelError, ConfigError, SubmissionError
 from ..plan import Plan, PlanError, check_shard_count, check_upstream, load_plan, pin_plan
 from ..runner import stage_dir
 from ..shards import (
@@ -31,7 +34,7 @@ from ..shards import (
     set_aside_corrupt,
     verify_shard,
 )
-from ..stages import get_stage
+from ..stages import GRAPH, get_stage
 from . import schedulers, status
 from .executors import job_script, make_executor
 from .selection import format_shards, parse_shards
@@ -48,7 +51,7 @@ from .status import (  # noqa: F401  (re-exported: the launcher's public face)
     status_json,
     wait,
 )
-from .task import run_shard_task
+from .task import shard_task
 
 # --------------------------------------------------------------------------------------------------------------
 # submit
@@ -66,6 +69,8 @@ class Submission:
     waiting: list[int]
     """Shards whose input shards (of the upstream stages) are not complete yet."""
     generation: str | None = None
+    held_back: list[int] = field(default_factory=list)
+    """Shards not submitted because the profile's max_queued_jobs leaves no room for them now."""
 
 
 @contextmanager
@@ -97,7 +102,7 @@ def _run_local(executor, config_path: str, stage_directory: Path, stage: str, sh
                 if ownership.ownership_problem(stage_directory, index, generation):
                     progress.update(1)
                     continue
-                job = executor.submit(run_shard_task, config_path, stage, index, generation)
+                job = executor.submit(shard_task, config_path, stage, index, generation)
                 ownership.append_records(stage_directory, [{"shard": index, "generation": generation,
                                                             "job_id": job.job_id}])
                 job_ids.append(job.job_id)
@@ -170,19 +175,20 @@ def submit(
     python: str | None = None,
     extra_directives: dict | None = None,
     lock_wait_s: float = 60.0,
+    overrides: dict[str, Any] | None = None,
 ) -> Submission:
     """Submit the shards of a stage that are failed, corrupt or missing (not done, not active).
 
     Under the stage's submission lock: read the state, reserve the chosen shards for a new generation, submit,
     record the job ids; a shard that is pending, running or being cancelled is never submitted twice.
-    `extra_directives` adds raw scheduler options for this submission only (e.g. {'hold': True}).
+    `extra_directives` adds raw scheduler options for this submission only (e.g. {'hold': True}); `overrides`
+    changes resources for this submission (fields of a resource class, plus 'account' and 'mail').
     """
     stage = get_stage(stage_name)
+    stage.check(cfg)  # preflight: a missing backend (package, jar) is refused here, not found in every job
     cluster = cluster or cfg.cluster
-    profile: ClusterProfile = load_cluster(cluster)
-    resources = profile.resources_for(stage.resource_class, cluster)
-    if extra_directives:
-        resources = resources.model_copy(update={"extra_directives": {**resources.extra_directives, **extra_directives}})
+    profile, resources = placement(cfg, stage_name, cluster, {**(overrides or {}),
+                                                              "extra_directives": extra_directives or {}})
     directory = stage_dir(cfg, stage_name)
     if dry_run:
         return _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, True, python)
@@ -192,6 +198,7 @@ def submit(
     try:
         with ownership.submission_lock(directory, f"ldrt-hpc run {stage_name}", wait_s=lock_wait_s):
             result = _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, False, python)
+            _hold_back_beyond_queue_limit(profile, result)
             if not result.shards:
                 return result
             _remove_dead_attempts(directory, result.shards)
@@ -204,7 +211,7 @@ def submit(
                 for i in result.shards])
             executor = make_executor(profile, resources, folder, f"ldrt-{stage_name}")
             if profile.scheduler != "local":
-                _submit_arrays(executor, profile, directory, config_path, stage_name, result)
+                _submit_arrays(executor, profile, resources, directory, config_path, stage_name, result)
                 return result
     except OSError as exc:
         _remove_partial_files(folder, started)
@@ -214,6 +221,41 @@ def submit(
         result.job_ids = _run_local(executor, config_path, directory, stage_name, result.shards,
                                     resources.array_parallelism, result.generation)
     return result
+
+
+def placement(cfg: PipelineConfig, stage_name: str, cluster: str, flags: dict[str, Any]) -> tuple[ClusterProfile,
+                                                                                            Resources]:
+    """The profile and resources one submission uses: the profile's resource class for the stage, then the
+    pipeline config's `resources.<stage>`, then this command's flags (later wins; extra directives merge)."""
+    profile = load_cluster(cluster)
+    node = GRAPH[stage_name]
+    base = profile.resources_for(node.resource_class, cluster)
+    flags = dict(flags)
+    account, mail = flags.pop("account", None), flags.pop("mail", None)
+    layers = [cfg.resources.get(stage_name, {}), {k: v for k, v in flags.items() if v not in (None, {})}]
+    merged = base.model_dump()
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if k != "extra_directives"})
+        merged["extra_directives"] = {**merged["extra_directives"], **layer.get("extra_directives", {})}
+    if mail:
+        merged["extra_directives"].update(_mail_directives(profile.scheduler, mail))
+    try:
+        resources = Resources.model_validate(merged)
+    except ValidationError as exc:
+        where = f"resources of '{stage_name}' (profile {cluster}, resources.{stage_name} of the config, options)"
+        raise ConfigError(format_errors(Path(where), exc)) from None
+    if account:
+        profile = profile.model_copy(update={"account": account})
+    return profile, resources
+
+
+def _mail_directives(scheduler: str, address: str) -> dict[str, str]:
+    """Mail when a job ends or fails, in the scheduler's words."""
+    if scheduler == "slurm":
+        return {"mail_user": address, "mail_type": "END,FAIL"}
+    if scheduler == "pbs":
+        return {"M": address, "m": "ae"}
+    return {}
 
 
 def _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, dry_run, python) -> Submission:
@@ -241,22 +283,45 @@ def _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, re
     waiting = [i for i in todo if not all(is_complete(stage_dir(cfg, up), i) for up in plan.upstream)]
     todo = [i for i in todo if i not in waiting]
     chunk = profile.max_array_size if profile.scheduler != "local" else len(todo) or 1
+    if profile.scheduler != "local":
+        resources = resources.model_copy(update={"array_parallelism": array_parallelism(resources, len(todo), chunk)})
     script = job_script(profile, resources, log_folder(cfg, stage_name), f"ldrt-{stage_name}", min(len(todo), chunk),
                         python=python)
     return Submission(stage_name, cluster, todo, [], script, dry_run, active, waiting)
 
 
-def _submit_arrays(executor, profile: ClusterProfile, directory: Path, config_path: str, stage_name: str,
-                   result: Submission) -> None:
+def _hold_back_beyond_queue_limit(profile: ClusterProfile, result: Submission) -> None:
+    """Keep only the shards that fit under the profile's max_queued_jobs, counting the jobs already queued."""
+    if not profile.max_queued_jobs or not result.shards:
+        return
+    queued = schedulers.queued_jobs(profile.scheduler)
+    if queued is None:
+        raise SubmissionError(f"cannot count your queued jobs on {profile.scheduler} to respect max_queued_jobs "
+                              f"{profile.max_queued_jobs}: nothing was submitted")
+    room = max(0, profile.max_queued_jobs - queued)
+    result.shards, result.held_back = result.shards[:room], result.shards[room:]
+
+
+def array_parallelism(resources: Resources, shards: int, max_array_size: int) -> int:
+    """Tasks each array may run at once, so that the arrays of one submission together stay within the resource
+    class's array_parallelism (at least one per array)."""
+    arrays = max(1, -(-shards // max_array_size))
+    return max(1, resources.array_parallelism // arrays)
+
+
+def _submit_arrays(executor, profile: ClusterProfile, resources: Resources, directory: Path, config_path: str,
+                   stage_name: str, result: Submission) -> None:
     """One array per `max_array_size` shards; job ids recorded as each array is accepted. A refused array
     marks its shards (and the ones not yet submitted) as aborted, so that status shows why."""
     chunk = profile.max_array_size
     todo = result.shards
+    executor.update_parameters(array_parallelism=array_parallelism(resources, len(todo), chunk))
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        try:
-            jobs = executor.map_array(run_shard_task, [config_path] * len(part), [stage_name] * len(part), part,
-                                      [result.generation] * len(part))
+        try:  # submitit prints the scheduler's raw stderr as well: the error below says it once, in one line
+            with contextlib.redirect_stderr(io.StringIO()):
+                jobs = executor.map_array(shard_task, [config_path] * len(part), [stage_name] * len(part), part,
+                                          [result.generation] * len(part))
         except Exception as exc:  # noqa: BLE001 - submitit raises several types; all become one clear line
             error = exc if isinstance(exc, OSError) else _scheduler_error(exc, profile.scheduler)
             ownership.append_records(directory, [{"shard": i, "generation": result.generation, "aborted": str(error)}

@@ -12,8 +12,10 @@ the script falls back to the SLURM_* variables and the watcher to the text form 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import io
 import json
 import os
 import re
@@ -21,6 +23,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import typing as tp
 import uuid
 from pathlib import Path
@@ -202,12 +206,50 @@ def states(job_ids: list[str]) -> dict[str, str]:
             watcher.get_state(ours[job_id], mode="cache") for job_id in job_ids}
 
 
+def reasons(job_ids: list[str]) -> dict[str, str]:
+    """Why queued jobs wait: PBS's `comment` ('Not Running: Insufficient amount of resource: ngpus', ...), for
+    the pending ones that have one. Empty when qstat cannot be asked (a hint only)."""
+    watcher = PBSInfoWatcher(delay_s=600)
+    ours = {job_id: submitit_id(job_id) for job_id in job_ids}
+    for job_id in ours.values():
+        watcher.register_job(job_id)
+    watcher.update()
+    found = {job_id: watcher.get_info(ours[job_id], mode="cache") for job_id in job_ids}
+    return {job_id: info["Comment"] for job_id, info in found.items()
+            if info.get("State") == "PENDING" and info.get("Comment")}
+
+
+def queued_jobs() -> int | None:
+    """This user's queued and running jobs, subjobs counted one each (ALCF counts them so toward queue limits):
+    the lines of `qstat -t -u USER` that name a job or a subjob, not an array parent ('123[].server')."""
+    import getpass
+    import os
+
+    user = os.environ.get("USER") or getpass.getuser()
+    try:
+        out = subprocess.run(["qstat", "-t", "-u", user], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sum(1 for line in out.splitlines() if re.match(r"^\d+(\[\d+\])?\.\S", line.strip()))
+
+
 def stop(job_ids: list[str], force: bool = False) -> str | None:
     """One qdel for all the subjobs (`-W force` for those still running after the grace period)."""
     from .commands import run_stop_command
 
     ids = [native_id(submitit_id(job_id)) for job_id in job_ids]
     return run_stop_command(["qdel", "-W", "force", *ids] if force else ["qdel", *ids])
+
+
+def qsub_error(exc: BaseException) -> str:
+    """One line from a refused qsub: its stderr (PBS Pro: 'qsub: Unknown queue') or, when that is empty, its
+    stdout (Slurm's qsub.pl prints sbatch's complaint there); the lines that say 'error:' when some do."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, subprocess.CalledProcessError) else None
+    texts = [str(cause.stderr or ""), str(cause.output or "")] if cause else [str(exc)]
+    lines = [line.strip().strip("'") for text in texts for line in text.splitlines() if line.strip().strip("'")]
+    telling = [line for line in lines if "error:" in line] or lines
+    code = f"qsub exited {cause.returncode}" if cause else "qsub failed"
+    return f"{code}: {' '.join(telling)[:500]}" if telling else f"{code} and printed nothing"
 
 
 class PBSJob(core.Job[core.R]):
@@ -239,13 +281,81 @@ class PBSJobEnvironment(job_environment.JobEnvironment):
             return list(dict.fromkeys(Path(nodefile).read_text().split()))
         return [self.hostname]
 
+    after_resubmit: tp.ClassVar[tp.Optional[tp.Callable[[str], None]]] = None
+    """Called with the new job id once the job has resubmitted itself (the task records it for its shard)."""
+
+    def _handle_signals(self, paths: utils.JobPaths, submission: utils.DelayedSubmission) -> None:
+        super()._handle_signals(paths, submission)
+        start_walltime_timer(os.environ.get("LDRT_SIGNAL_AT"), self._usr_sig())
+
     def _requeue(self, countdown: int) -> None:
-        subprocess.check_call(["qrerun", native_id(self.job_id)], timeout=60)
-        logger.get_logger().info(f"Requeued job {self.job_id} ({countdown} remaining timeouts)")
+        """Requeue without `qrerun` (which needs PBS manager or operator privilege): resubmit this job as a new
+        single job that resumes from the checkpoint pickle (docs/pbs.md)."""
+        new_id = resubmit(self.job_id, Path(os.environ["SUBMITIT_FOLDER"]))
+        if self.after_resubmit is not None:
+            self.after_resubmit(new_id)
+        logger.get_logger().info(f"Requeued job {self.job_id} as {new_id} ({countdown} remaining timeouts)")
+
+
+def start_walltime_timer(signal_at: tp.Optional[str], signum: int) -> tp.Optional[threading.Timer]:
+    """PBS has no `--signal`: the job script exports LDRT_SIGNAL_AT (epoch seconds: walltime minus the warning,
+    counted from the script's start) and the task sends itself the preemption signal then."""
+    if not signal_at:
+        return None
+    delay = max(0.0, float(signal_at) - time.time())
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def single_job_script(text: str) -> str:
+    """An array job's script as the script of one job (no `-J`, its own id), for a subjob's resubmission."""
+    array_lines = ('export PBS_ARRAY_ID=', 'export PBS_ARRAY_INDEX=')
+    lines = [line for line in text.splitlines() if not line.startswith(("#PBS -J ", *array_lines))]
+    lines = ['LDRT_JOB_ID="${PBS_JOBID}"' if line.startswith("LDRT_JOB_ID=") else line for line in lines]
+    return "\n".join(lines) + "\n"
+
+
+def resubmit(job_id: str, folder: Path) -> str:
+    """Submit (held) a single job running this job's script, give it the checkpoint pickle under its new id,
+    release it; returns the new id. Only qsub and qrls on one's own job: no operator privilege."""
+    paths = utils.JobPaths(folder, job_id=job_id)
+    script = folder / f"requeue-{uuid.uuid4().hex}.sh"
+    script.write_text(single_job_script(paths.submission_file.read_text()))
+    output = subprocess.run(["qsub", "-h", str(script)], capture_output=True, text=True, timeout=120, check=True,
+                            cwd=folder).stdout
+    new_id = PBSExecutor._get_job_id_from_submission_command(output)
+    new_paths = utils.JobPaths(folder, job_id=new_id)
+    shutil.copyfile(paths.submitted_pickle, new_paths.submitted_pickle)
+    script.rename(new_paths.submission_file)
+    subprocess.run(["qrls", native_id(new_id)], capture_output=True, text=True, timeout=120, check=True)
+    return new_id
 
 
 # --------------------------------------------------------------------------------------------------------------
 # the job script
+
+
+def _pbs_directive(key: str, value: tp.Any) -> tp.Optional[str]:
+    """One extra directive: 'q': 'debug' -> '-q debug'; 'l place': 'scatter' -> '-l place=scatter';
+    'W depend': 'afterok:1' -> '-W depend=afterok:1'; 'V': True -> '-V'; False -> nothing."""
+    key = str(key).strip()
+    if not re.match(r"^[A-Za-z]( [A-Za-z_][\w.-]*)?$", key):
+        raise ValueError(f"bad PBS directive key {key!r}: an option letter ('q', 'V') or a letter, a space and a "
+                         "name ('l place' for -l place=VALUE)")
+    if value is False or value is None:
+        return None
+    if value is True:
+        return f"-{key}"
+    letter, _, name = key.partition(" ")
+    return f"-{letter} {name}={value}" if name else f"-{letter} {value}"
+
+
+def _directive_identity(directive: str) -> str:
+    """'-l place=scatter' -> '-l place'; '-q debug' -> '-q' (which built-in directive an extra one replaces)."""
+    letter, _, rest = directive.partition(" ")
+    return f"{letter} {rest.split('=', 1)[0]}" if letter == "-l" or letter == "-W" else letter
 
 
 def _walltime(minutes: int) -> str:
@@ -266,9 +376,11 @@ def _make_pbs_string(
     walltime_min: int = 5,
     filesystems: tp.Optional[str] = None,
     place: tp.Optional[str] = None,
+    select_extra: tp.Optional[str] = None,
     array_parallelism: int = 256,
     setup: tp.Optional[tp.List[str]] = None,
     rerunnable: bool = True,
+    signal_delay_s: tp.Optional[int] = None,
     additional_directives: tp.Optional[tp.Dict[str, tp.Any]] = None,
     map_count: tp.Optional[int] = None,  # used internally
 ) -> str:
@@ -281,6 +393,10 @@ def _make_pbs_string(
         chunk.append(f"mpiprocs={mpiprocs}")
     if mem:
         chunk.append(f"mem={mem}")
+    if select_extra:
+        chunk.append(select_extra.strip(":"))
+    extra = [_pbs_directive(key, value) for key, value in sorted((additional_directives or {}).items())]
+    extra = [line for line in extra if line]
     directives = [f"-N {job_name[:236]}"]
     if account:
         directives.append(f"-A {account}")
@@ -298,8 +414,9 @@ def _make_pbs_string(
     directives.append("-j oe")
     # PBS cannot put the job id in -o: its own stream goes to the log folder, the script names submitit's logs.
     directives.append(f"-o {folder}/")
-    for key, value in sorted((additional_directives or {}).items()):
-        directives.append(f"-{key}" if value is True else f"-{key} {value}")
+    # an extra directive replaces the built-in one with the same option (and resource): {'l place': 'pack'}
+    overridden = {_directive_identity(line) for line in extra}
+    directives = [d for d in directives if _directive_identity(d) not in overridden] + extra
     lines = ["#!/bin/bash", "", "# Parameters"] + [f"#PBS {d}" for d in directives]
     lines += [
         "",
@@ -316,6 +433,10 @@ def _make_pbs_string(
         lines += ['LDRT_JOB_ID="${PBS_JOBID}"']
     lines += [
         f'exec >>"{folder}/${{LDRT_JOB_ID}}_0_log.out" 2>>"{folder}/${{LDRT_JOB_ID}}_0_log.err"',
+    ]
+    if signal_delay_s:  # PBS has no --signal: the task sends itself USR2 then (PBSJobEnvironment), requeues
+        lines += [f"export LDRT_SIGNAL_AT=$(( $(date +%s) + {max(0, walltime_min * 60 - signal_delay_s)} ))"]
+    lines += [
         'cd "${PBS_O_WORKDIR:-$PWD}"',
     ]
     if setup:
@@ -391,8 +512,11 @@ class PBSExecutor(core.PicklingExecutor):
         cwd = os.getcwd()
         Path(self.folder).mkdir(parents=True, exist_ok=True)
         os.chdir(self.folder)
-        try:
-            return super()._submit_command(command)
+        try:  # submitit prints qsub's stderr itself and raises with stderr only: our one line says it all
+            with contextlib.redirect_stderr(io.StringIO()):
+                return super()._submit_command(command)
+        except utils.FailedJobError as exc:
+            raise utils.FailedJobError(qsub_error(exc)) from None
         finally:
             os.chdir(cwd)
 

@@ -15,6 +15,15 @@ STATE_QUERIES: dict[str, Callable[[list[str]], dict[str, str]]] = {
     "slurm": slurm.states, "pbs": pbs.states, "local": local.states, "direct": local.states}
 
 
+def queued_jobs(scheduler: str) -> int | None:
+    """How many jobs (array tasks one each) this user has queued or running; None when it cannot be asked."""
+    if scheduler == "slurm":
+        return slurm.queued_jobs()
+    if scheduler == "pbs":
+        return pbs.queued_jobs()
+    return 0
+
+
 def stop_jobs(scheduler: str, job_ids: list[str], all_ids: list[str], force: bool = False) -> str | None:
     """Ask the scheduler to end these jobs (force: kill now, for tasks still running after a grace period).
     Returns the scheduler's complaint, if any. `all_ids`: every job of the stage (Slurm cancels whole arrays)."""

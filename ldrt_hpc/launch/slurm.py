@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import subprocess
 
 from submitit.slurm.slurm import SlurmInfoWatcher
@@ -22,6 +24,26 @@ def states(job_ids: list[str]) -> dict[str, str]:
     return _unlisted_tasks(found, info)
 
 
+def reasons(job_ids: list[str]) -> dict[str, str]:
+    """Why pending jobs wait (squeue's Reason: Priority, Resources, QOSMaxJobsPerUserLimit, ...), one squeue call;
+    only jobs squeue lists with a reason other than 'None'. Empty when squeue cannot be asked (a hint only)."""
+    arrays = sorted({job_id.split("_")[0] for job_id in job_ids})
+    if not arrays:
+        return {}
+    command = ["squeue", "-h", "-r", "-t", "PENDING", "-o", "%i|%r", "-j", ",".join(arrays)]
+    try:  # squeue exits 1 ("Invalid job id specified") once every listed job has left the queue
+        output = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    found = {}
+    for line in output.splitlines():
+        job_id, _, reason = line.strip().partition("|")
+        if reason and reason != "None":
+            found[job_id] = reason
+    wanted = set(job_ids)
+    return {job_id: reason for job_id, reason in found.items() if job_id in wanted}
+
+
 def _unlisted_tasks(found: dict[str, str], info: dict[str, dict]) -> dict[str, str]:
     """An array task cancelled while pending never gets an accounting record, and slurmctld drops it at once:
     when sacct lists other tasks of the same array but not this one, it is gone, not "not yet listed". Right
@@ -37,6 +59,17 @@ def _unlisted_tasks(found: dict[str, str], info: dict[str, dict]) -> dict[str, s
         elif base in info and info[base].get("State"):
             found[job_id] = info[base]["State"].split(" ")[0]
     return found
+
+
+def queued_jobs() -> int | None:
+    """This user's pending and running jobs, array tasks counted one each (`squeue -r`)."""
+    user = os.environ.get("USER") or getpass.getuser()
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-u", user, "-o", "%i"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return len(out.split())
 
 
 def whole_arrays(job_ids: list[str], all_ids: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 from submitit.core.utils import JobPaths
 
@@ -19,7 +20,8 @@ from ..config import PipelineConfig
 from ..plan import Plan, PlanError, load_plan
 from ..runner import read_failure, stage_dir
 from ..shards import completion_problem, read_corrupt, read_marker
-from . import local, schedulers
+from . import local, pbs, schedulers, slurm
+from .selection import format_shards
 from .state import ACTIVE, Evidence, reconcile
 
 # --------------------------------------------------------------------------------------------------------------
@@ -55,6 +57,12 @@ class ShardStatus:
     log: str | None = None
     error: str | None = None
     generation: str | None = None
+    reason: str | None = None
+    """Why a pending job waits, when the scheduler says (Slurm's Reason, PBS's comment)."""
+
+
+REASON_QUERIES: dict[str, Callable[[list[str]], dict[str, str]]] = {"slurm": slurm.reasons, "pbs": pbs.reasons}
+"""Per scheduler: why its pending jobs wait (asked only when some shard is pending)."""
 
 
 _EXCEPTION_LINE = re.compile(r"^(ldrt-hpc: |[A-Za-z_][\w.]*(Error|Exception|Terminated|Interrupt|Exit)\b)")
@@ -130,7 +138,20 @@ def stage_status(cfg: PipelineConfig, stage: str, plan: Plan | None = None) -> l
         elif row.state == "failed" and evidence.failure is None and row.log and "cancelled" not in (row.error or ""):
             row.error = _with_log_detail(row.error, Path(row.log), cfg.work_dir)
         rows.append(row)
+    _add_reasons(rows)
     return rows
+
+
+def _add_reasons(rows: list[ShardStatus]) -> None:
+    """The scheduler's reason for each pending row: one query per scheduler, only when something is pending."""
+    pending: dict[str, list[ShardStatus]] = {}
+    for row in rows:
+        if row.state == "pending" and row.job_id and row.scheduler in REASON_QUERIES:
+            pending.setdefault(row.scheduler, []).append(row)
+    for scheduler, waiting in pending.items():
+        found = REASON_QUERIES[scheduler]([row.job_id for row in waiting])
+        for row in waiting:
+            row.reason = found.get(row.job_id)
 
 
 def _native_state(record: dict | None, native: dict[tuple[str, str], str], log: str | None, now: float) -> str:
@@ -160,31 +181,91 @@ def _with_log_detail(error: str | None, log: Path, work_dir: Path) -> str:
 
 
 STATE_ORDER = ("done", "failed", "corrupt", "cancelling", "running", "pending", "missing", "unknown")
+PROBLEMS = ("failed", "corrupt")
+"""States that make `status` (and `run --wait`) exit 1."""
+MAX_ROWS = 50
+"""`status` prints one row per shard up to this many shards shown, else one line per group (`--all`: rows)."""
 
 
-def format_status(stage: str, rows: list[ShardStatus]) -> str:
+def display_job_id(row: ShardStatus) -> str:
+    """The id the scheduler's own commands accept: PBS's '123[4].server' for a subjob, else the id as recorded."""
+    if not row.job_id:
+        return "-"
+    return pbs.native_id(row.job_id) if row.scheduler == "pbs" else row.job_id
+
+
+def _detail(row: ShardStatus, with_log: bool = True) -> str:
+    if row.state in ("failed", "corrupt", "cancelling", "unknown"):
+        return f"{row.error or ''}" + (f"  [log: {row.log}]" if with_log and row.log and row.state == "failed" else "")
+    if row.state == "pending" and row.reason:
+        return f"waiting: {row.reason}"
+    return ""
+
+
+def count_summary(rows: Iterable[ShardStatus]) -> str:
+    """'3 done, 1 failed, 2 pending' in STATE_ORDER."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
-    lines = [f"{'shard':>6}  {'state':10} {'job':>14}  {'items':>6}  detail"]
+    return ", ".join(f"{counts[k]} {k}" for k in STATE_ORDER if k in counts)
+
+
+def group_rows(rows: list[ShardStatus]) -> list[tuple[str, str, list[ShardStatus]]]:
+    """(state, detail, rows) per state and identical detail (the row's own job id and log left out, so that 1000
+    identical failures are one group), in STATE_ORDER, then by first shard."""
+    groups: dict[tuple[str, str], list[ShardStatus]] = {}
     for row in rows:
-        detail = ""
-        if row.state in ("failed", "corrupt", "cancelling", "unknown"):
-            detail = f"{row.error or ''}" + (f"  [log: {row.log}]" if row.log and row.state == "failed" else "")
-        lines.append(f"{row.shard:>6}  {row.state:10} {row.job_id or '-':>14}  "
-                     f"{'' if row.items is None else row.items:>6}  {detail}".rstrip())
-    summary = ", ".join(f"{counts[k]} {k}" for k in STATE_ORDER if k in counts)
-    lines.append(f"{stage}: {len(rows)} shards: {summary or 'no plan yet'}")
+        detail = _detail(row, with_log=False)
+        if row.job_id:
+            detail = detail.replace(display_job_id(row), "<job>").replace(row.job_id, "<job>")
+        groups.setdefault((row.state, detail), []).append(row)
+    order = {state: i for i, state in enumerate(STATE_ORDER)}
+    ranked = sorted(groups.items(), key=lambda item: (order.get(item[0][0], len(order)), item[1][0].shard))
+    return [(state, detail, members) for (state, detail), members in ranked]
+
+
+def format_status(stage: str, rows: list[ShardStatus], states: Iterable[str] | None = None,
+                  every_row: bool | None = None) -> str:
+    """The status table: one row per shard (when at most MAX_ROWS are shown, or `every_row`), else one line per
+    group of shards with the same state and detail; `states` shows only those states. The last line counts every
+    shard."""
+    wanted = set(states) if states else None
+    shown = [row for row in rows if wanted is None or row.state in wanted]
+    if every_row is None:
+        every_row = len(shown) <= MAX_ROWS
+    lines = []
+    if every_row:
+        width = max([14] + [len(display_job_id(row)) for row in shown])
+        lines.append(f"{'shard':>6}  {'state':10} {'job':>{width}}  {'items':>6}  detail")
+        for row in shown:
+            lines.append(f"{row.shard:>6}  {row.state:10} {display_job_id(row):>{width}}  "
+                         f"{'' if row.items is None else row.items:>6}  {_detail(row)}".rstrip())
+    else:
+        for state, detail, members in group_rows(shown):
+            logs = [row.log for row in members if row.log and state == "failed"]
+            example = f"  [log of shard {members[0].shard}: {logs[0]}]" if logs else ""
+            lines.append(f"{state} \u00d7{len(members)} shards {format_shards(row.shard for row in members)}"
+                         + (f": {detail}" if detail else "") + example)
+        lines.append(f"({len(shown)} shards in {len(lines)} group{'s' if len(lines) != 1 else ''}; "
+                     "--all prints one row per shard)")
+    only = f" (shown: {', '.join(sorted(wanted))})" if wanted else ""
+    lines.append(f"{stage}: {len(rows)} shards: {count_summary(rows) or 'no plan yet'}{only}")
     return "\n".join(lines)
 
 
 
 
-def wait(cfg: PipelineConfig, stage: str, poll_s: float = 2.0, timeout_s: float | None = None) -> list[ShardStatus]:
-    """Block until no shard of the stage is pending, running or being cancelled; returns the final status rows."""
+def wait(cfg: PipelineConfig, stage: str, poll_s: float = 2.0, timeout_s: float | None = None,
+         progress: Callable[[list[ShardStatus]], None] | None = None) -> list[ShardStatus]:
+    """Block until no shard of the stage is pending, running or being cancelled; returns the final status rows.
+    `progress` is called with the rows whenever the count of shards per state changes (first poll included)."""
     started = time.time()
+    last = None
     while True:
         rows = stage_status(cfg, stage)
+        if progress is not None and count_summary(rows) != last:
+            last = count_summary(rows)
+            progress(rows)
         if not any(r.state in ACTIVE for r in rows):
             return rows
         if timeout_s is not None and time.time() - started > timeout_s:

@@ -1,13 +1,20 @@
-"""The function submitit runs inside every array task: one shard of one stage.
+"""What submitit runs inside every array task: one shard of one stage.
 
 Its arguments are four small values (config path, stage name, shard index, the submission's generation), so that
 submitit's pickles never hold data or secrets.
+
+`shard_task` (a `ShardTask`) is checkpointable: when the scheduler warns the job before its time limit or a
+preemption (USR2: Slurm's `--signal`, the PBS job's timer), submitit calls `checkpoint`, which hands back the same
+call, and requeues the job (Slurm: `scontrol requeue`, same job id; PBS: the job resubmits itself, see
+docs/pbs.md). The requeued task runs the shard again under the same generation, so it still owns the shard, and
+the stage's resume state (search pages, QA progress) makes it continue where it stopped.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 from typing import Any
 
 
@@ -23,3 +30,44 @@ def run_shard_task(config_path: str, stage: str, index: int, generation: str | N
     except RuntimeError:  # not inside a submitit job (called directly)
         job_id = None
     return run_shard(config_path, stage, index, job_id=job_id, generation=generation)
+
+
+class ShardTask:
+    """`run_shard_task` as a checkpointable callable (submitit calls `checkpoint` on USR2, then requeues)."""
+
+    def __call__(self, config_path: str, stage: str, index: int, generation: str | None = None) -> dict[str, Any]:
+        return run_shard_task(config_path, stage, index, generation)
+
+    def checkpoint(self, config_path: str, stage: str, index: int, generation: str | None = None):
+        """The same call again: the shard's progress is already on disk (its state dir), nothing else to save.
+
+        From here on the job only requeues and exits: SIGTERM (which the requeue itself sends, and which
+        `stop_on_sigterm` turns into an exception) must not cut `scontrol requeue`/`qsub` short."""
+        import submitit
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        logging.getLogger(__name__).warning("%s shard %d: time limit or preemption: requeued with generation %s; "
+                                            "it resumes from its saved progress", stage, index, generation)
+        _remember_for_resubmission(config_path, stage, index, generation)
+        return submitit.helpers.DelayedSubmission(self, config_path, stage, index, generation)
+
+
+def _remember_for_resubmission(config_path: str, stage: str, index: int, generation: str | None) -> None:
+    """PBS requeues by resubmitting (a new job id): the new id must be recorded for this shard and generation so
+    that `status` follows the shard to it (ldrt_hpc/launch/pbs.py calls the hook after qsub accepted the job)."""
+    from .pbs import PBSJobEnvironment
+
+    def record(new_job_id: str) -> None:
+        from .. import ownership
+        from ..config import load_pipeline
+        from ..runner import stage_dir
+
+        directory = stage_dir(load_pipeline(config_path), stage)
+        ownership.append_records(directory, [{"shard": index, "generation": generation, "job_id": new_job_id,
+                                              "requeued_from": os.environ.get("PBS_JOBID")}])
+
+    PBSJobEnvironment.after_resubmit = staticmethod(record) if generation is not None else None
+
+
+shard_task = ShardTask()
+"""The callable the launcher submits."""

@@ -63,6 +63,14 @@ class Stage:
     make_plan: Callable[[PipelineConfig, int | None], Plan] | None = None
     """Build the wanted plan from the config (and an explicit shard count, if given); None for a stage that
     reads other stages: the same shard count, shard i reads shard i."""
+    preflight: Callable[[PipelineConfig], None] | None = None
+    """Check on the submitting machine that the stage's backends can run (raises BackendUnavailable), so that a
+    missing package or jar is found before any job is queued, not once per job; None: nothing to check."""
+
+    def check(self, cfg: PipelineConfig) -> None:
+        """Run the stage's preflight, if it has one (the launcher, before it pins or submits anything)."""
+        if self.preflight is not None:
+            self.preflight(cfg)
 
     @property
     def name(self) -> str:
@@ -92,7 +100,8 @@ def get_stage(name: str) -> Stage:
     """The stage's node and code; imports its module (and only its module)."""
     node = GRAPH[name]
     module = importlib.import_module(f"{__name__}.{node.module}")
-    return Stage(node, module.SCHEMA, module.run, getattr(module, "make_plan", None))
+    return Stage(node, module.SCHEMA, module.run, getattr(module, "make_plan", None),
+                 getattr(module, "preflight", None))
 
 
 __all__ = ["GRAPH", "Shard", "Stage", "StageNode", "get_stage"]

@@ -43,6 +43,11 @@ def check_backend(cfg: ConvertConfig) -> None:
             )
 
 
+def preflight(cfg: PipelineConfig) -> None:
+    """Before submitting: the configured converter can run (the launcher calls this)."""
+    check_backend(cfg.stages.convert)
+
+
 def convert_pdf(path: str, backend: str, marker_models=None) -> tuple[str, int]:
     """Markdown and page count of one PDF."""
     with pymupdf.open(path) as doc:

@@ -61,6 +61,12 @@ def check_pdffigures2(cfg: FiguresConfig) -> None:
         )
 
 
+def preflight(cfg: PipelineConfig) -> None:
+    """Before submitting: pdffigures2's java and jar are there (the launcher calls this)."""
+    if cfg.stages.figures.backend == "pdffigures2":
+        check_pdffigures2(cfg.stages.figures)
+
+
 def png_size(png: bytes) -> tuple[int, int]:
     """(width, height) in pixels of an encoded image; (0, 0) when there is none."""
     if not png:

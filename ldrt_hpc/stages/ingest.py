@@ -7,6 +7,7 @@ read `ingest`'s shards and take the records with `ok` true.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,17 @@ def list_inputs(cfg: IngestConfig, work_dir: Path | None = None) -> list[str]:
 
 def make_plan(cfg: PipelineConfig, num_shards: int | None) -> Plan:
     settings = cfg.stage_settings("ingest")
-    count = num_shards or settings.num_shards
+    count = settings.num_shards if num_shards is None else num_shards
+    if count < 1:
+        raise ValueError(f"stages.ingest: {count} shards asked for; a plan needs 1 or more")
     inputs = list_inputs(settings, cfg.work_dir)
     if not inputs:
         where = settings.input_dir or settings.manifest or "the download stage"
         raise FileNotFoundError(f"stages.ingest: no PDF files found in {where}")
+    if count > len(inputs):
+        logging.getLogger(__name__).warning(
+            f"stages.ingest: {count} shards for {len(inputs)} PDFs: {count - len(inputs)} shards will be empty, and "
+            f"each still costs a job in this and every later stage; --num-shards {len(inputs)} or fewer avoids that")
     by_id: dict[str, list[str]] = {}
     for path in inputs:
         by_id.setdefault(paper_id_for(path), []).append(path)

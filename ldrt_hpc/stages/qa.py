@@ -7,6 +7,7 @@ its provenance. The domain code is ldrt_hpc/instruct/; this module only drives i
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import time
@@ -16,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..config import PipelineConfig, config_hash
+from ..errors import BackendUnavailable
 from ..instruct.generate import SampleWriter
 from ..instruct.prompts import load_prompts
 from ..llm import make_backend
@@ -49,6 +51,14 @@ def _save(progress: Path, samples: dict[int, list[dict]]) -> None:
             handle.write(json.dumps({"figure_index": figure_index, "records": items}) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def preflight(cfg: PipelineConfig) -> None:
+    """Before submitting: the LLM backend's package is installed (found, not imported: torch is slow to load)."""
+    package = {"vllm": "vllm", "transformers": "transformers"}.get(cfg.llm.backend)  # openai: plain HTTP
+    if package and importlib.util.find_spec(package) is None:
+        raise BackendUnavailable(f"llm backend '{cfg.llm.backend}' needs the {package} package, which is not "
+                                 f"installed here (pip install {package}); nothing was submitted")
 
 
 def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:

@@ -13,17 +13,25 @@
 #SBATCH --open-mode=append
 #SBATCH --output=/WORK/ingest/_jobs/logs/%j_0_log.out
 #SBATCH --partition=gpu
+#SBATCH --requeue
 #SBATCH --signal=USR2@90
 #SBATCH --time=1440
 #SBATCH --wckey=submitit
 
 # setup
+set -eo pipefail
+trap 'echo "ldrt-hpc: job setup failed (exit $?) at: $BASH_COMMAND (module profile $SHIPPED/modules/generic-slurm.sh, conda env ldrt-hpc)" >&2; exit 97' ERR
 source $SHIPPED/modules/generic-slurm.sh
+command -v conda >/dev/null 2>&1 || { echo "ldrt-hpc: conda not found after sourcing $SHIPPED/modules/generic-slurm.sh: cannot activate conda env ldrt-hpc" >&2; exit 97; }
+eval "$(conda shell.bash hook)"
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
-export OMP_NUM_THREADS=8
-export LDRT_WORKERS=32
+command -v python >/dev/null 2>&1 || { echo "ldrt-hpc: python not found after module/conda setup (module profile $SHIPPED/modules/generic-slurm.sh, conda env ldrt-hpc)" >&2; exit 97; }
+python -c 'import ldrt_hpc, submitit' || { echo "ldrt-hpc: python cannot import ldrt_hpc and submitit (module profile $SHIPPED/modules/generic-slurm.sh, conda env ldrt-hpc): install ldrt-hpc into that environment" >&2; exit 97; }
+trap - ERR
+export LDRT_WORKERS=8
+export OMP_NUM_THREADS=1
 
 # command
 export SUBMITIT_EXECUTOR=slurm
-srun --unbuffered --output /WORK/ingest/_jobs/logs/%j_%t_log.out --error /WORK/ingest/_jobs/logs/%j_%t_log.err python3 -u -m submitit.core._submit /WORK/ingest/_jobs/logs
+srun --unbuffered --output /WORK/ingest/_jobs/logs/%j_%t_log.out --error /WORK/ingest/_jobs/logs/%j_%t_log.err python -u -m submitit.core._submit /WORK/ingest/_jobs/logs

@@ -10,13 +10,19 @@
 #SBATCH --open-mode=append
 #SBATCH --output=/WORK/ingest/_jobs/logs/%j_0_log.out
 #SBATCH --partition=debug
+#SBATCH --requeue
 #SBATCH --signal=USR2@90
 #SBATCH --time=30
 #SBATCH --wckey=submitit
 
 # setup
+set -eo pipefail
+trap 'echo "ldrt-hpc: job setup failed (exit $?) at: $BASH_COMMAND (module profile $SHIPPED/modules/local.sh, no conda env)" >&2; exit 97' ERR
 source $SHIPPED/modules/local.sh
 export OMP_NUM_THREADS=1
+command -v python3 >/dev/null 2>&1 || { echo "ldrt-hpc: python3 not found after module/conda setup (module profile $SHIPPED/modules/local.sh, no conda env)" >&2; exit 97; }
+python3 -c 'import ldrt_hpc, submitit' || { echo "ldrt-hpc: python3 cannot import ldrt_hpc and submitit (module profile $SHIPPED/modules/local.sh, no conda env): install ldrt-hpc into that environment" >&2; exit 97; }
+trap - ERR
 export LDRT_WORKERS=1
 
 # command

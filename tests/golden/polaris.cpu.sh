@@ -4,7 +4,7 @@
 #PBS -N ldrt-stage
 #PBS -A MYPROJECT
 #PBS -q preemptable
-#PBS -l select=1:ncpus=64
+#PBS -l select=1:ncpus=64:system=polaris
 #PBS -l walltime=02:00:00
 #PBS -l filesystems=home:eagle
 #PBS -J 0-99%10
@@ -18,15 +18,23 @@ export PBS_ARRAY_ID="${PBS_ARRAY_ID:-${SLURM_ARRAY_JOB_ID:-}}"
 export PBS_ARRAY_INDEX="${PBS_ARRAY_INDEX:-${SLURM_ARRAY_TASK_ID:-}}"
 LDRT_JOB_ID="${PBS_ARRAY_ID}_${PBS_ARRAY_INDEX}"
 exec >>"/WORK/ingest/_jobs/logs/${LDRT_JOB_ID}_0_log.out" 2>>"/WORK/ingest/_jobs/logs/${LDRT_JOB_ID}_0_log.err"
+export LDRT_SIGNAL_AT=$(( $(date +%s) + 7110 ))
 cd "${PBS_O_WORKDIR:-$PWD}"
 
 # setup
+set -eo pipefail
+trap 'echo "ldrt-hpc: job setup failed (exit $?) at: $BASH_COMMAND (module profile $SHIPPED/modules/polaris.sh, conda env ldrt-hpc)" >&2; exit 97' ERR
 source $SHIPPED/modules/polaris.sh
+command -v conda >/dev/null 2>&1 || { echo "ldrt-hpc: conda not found after sourcing $SHIPPED/modules/polaris.sh: cannot activate conda env ldrt-hpc" >&2; exit 97; }
+eval "$(conda shell.bash hook)"
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
-export OMP_NUM_THREADS=64
+command -v python >/dev/null 2>&1 || { echo "ldrt-hpc: python not found after module/conda setup (module profile $SHIPPED/modules/polaris.sh, conda env ldrt-hpc)" >&2; exit 97; }
+python -c 'import ldrt_hpc, submitit' || { echo "ldrt-hpc: python cannot import ldrt_hpc and submitit (module profile $SHIPPED/modules/polaris.sh, conda env ldrt-hpc): install ldrt-hpc into that environment" >&2; exit 97; }
+trap - ERR
 export LDRT_WORKERS=64
+export OMP_NUM_THREADS=1
 
 # command
 export SUBMITIT_EXECUTOR=pbs
-python3 -u -m submitit.core._submit /WORK/ingest/_jobs/logs
+python -u -m submitit.core._submit /WORK/ingest/_jobs/logs

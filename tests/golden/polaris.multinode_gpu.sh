@@ -4,7 +4,7 @@
 #PBS -N ldrt-stage
 #PBS -A MYPROJECT
 #PBS -q prod
-#PBS -l select=10:ncpus=32:ngpus=4:mpiprocs=4
+#PBS -l select=10:ncpus=32:ngpus=4:mpiprocs=4:system=polaris
 #PBS -l walltime=12:00:00
 #PBS -l filesystems=home:eagle
 #PBS -l place=scatter
@@ -16,15 +16,23 @@
 export PBS_JOBID="${PBS_JOBID:-${SLURM_JOB_ID:-}}"
 LDRT_JOB_ID="${PBS_JOBID}"
 exec >>"/WORK/ingest/_jobs/logs/${LDRT_JOB_ID}_0_log.out" 2>>"/WORK/ingest/_jobs/logs/${LDRT_JOB_ID}_0_log.err"
+export LDRT_SIGNAL_AT=$(( $(date +%s) + 43110 ))
 cd "${PBS_O_WORKDIR:-$PWD}"
 
 # setup
+set -eo pipefail
+trap 'echo "ldrt-hpc: job setup failed (exit $?) at: $BASH_COMMAND (module profile $SHIPPED/modules/polaris.sh, conda env ldrt-hpc)" >&2; exit 97' ERR
 source $SHIPPED/modules/polaris.sh
+command -v conda >/dev/null 2>&1 || { echo "ldrt-hpc: conda not found after sourcing $SHIPPED/modules/polaris.sh: cannot activate conda env ldrt-hpc" >&2; exit 97; }
+eval "$(conda shell.bash hook)"
 conda activate ldrt-hpc
 export HF_HUB_OFFLINE=1
-export OMP_NUM_THREADS=8
+command -v python >/dev/null 2>&1 || { echo "ldrt-hpc: python not found after module/conda setup (module profile $SHIPPED/modules/polaris.sh, conda env ldrt-hpc)" >&2; exit 97; }
+python -c 'import ldrt_hpc, submitit' || { echo "ldrt-hpc: python cannot import ldrt_hpc and submitit (module profile $SHIPPED/modules/polaris.sh, conda env ldrt-hpc): install ldrt-hpc into that environment" >&2; exit 97; }
+trap - ERR
 export LDRT_WORKERS=32
+export OMP_NUM_THREADS=1
 
 # command
 export SUBMITIT_EXECUTOR=pbs
-python3 -u -m submitit.core._submit /WORK/ingest/_jobs/logs
+python -u -m submitit.core._submit /WORK/ingest/_jobs/logs

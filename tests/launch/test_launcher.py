@@ -240,3 +240,79 @@ def test_preprocessing_stages_as_slurm_arrays(slurm, synth_pdfs, make_config):
     assert len(converted) == 12 and all("Figure 1" in r["markdown"] for r in converted)
     figures = list(iter_stage(stage_dir(cfg, "figures"), [0, 1, 2]))
     assert len(figures) >= 12 and all(f["png"].startswith(b"\x89PNG") for f in figures)
+
+
+def test_resources_from_profile_then_config_then_flags(tmp_path, synth_pdfs):
+    from ldrt_hpc.config import ConfigError, load_pipeline
+    from ldrt_hpc.launch.launcher import placement
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("# ldrt-hpc run figures (test)\nwork_dir: w\nstages:\n  ingest:\n    input_dir: pdfs\n"
+                      "resources:\n  figures:\n    time_min: 240\n    extra_directives: {reservation: big}\n")
+    cfg = load_pipeline(config)
+    profile, resources = placement(cfg, "figures", "generic-slurm", {})
+    assert resources.time_min == 240 and resources.extra_directives["reservation"] == "big"
+    assert placement(cfg, "convert", "generic-slurm", {})[1].time_min != 240  # only the stage named
+    profile, resources = placement(cfg, "figures", "generic-slurm", {
+        "time_min": 30, "partition": "short", "qos": "high", "array_parallelism": 7, "account": "PROJ",
+        "mail": "me@lab.gov", "extra_directives": {"hold": True}})
+    assert (resources.time_min, resources.partition, resources.qos, resources.array_parallelism) == (30, "short",
+                                                                                                    "high", 7)
+    assert profile.account == "PROJ"
+    assert resources.extra_directives == {"reservation": "big", "hold": True, "mail_user": "me@lab.gov",
+                                          "mail_type": "END,FAIL"}
+    assert placement(cfg, "figures", "polaris", {"mail": "me@lab.gov"})[1].extra_directives["M"] == "me@lab.gov"
+    with pytest.raises(ConfigError, match=r"resources of 'figures'.*time_min: Input should be greater than or equal to 2"):
+        placement(cfg, "figures", "generic-slurm", {"time_min": 1})
+
+
+def test_config_resources_name_real_stages_and_fields(tmp_path):
+    from ldrt_hpc.config import ConfigError, load_pipeline
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("work_dir: w\nstages:\n  ingest:\n    input_dir: x\nresources:\n  figures:\n    tme_min: 3\n")
+    with pytest.raises(ConfigError, match=r"pipeline.yaml: resources: figures: tme_min: unknown key"):
+        load_pipeline(config)
+    config.write_text("work_dir: w\nstages:\n  ingest:\n    input_dir: x\nresources:\n  figurez: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown stage 'figurez' \(known stages: search, download"):
+        load_pipeline(config)
+
+
+def test_arrays_of_one_submission_share_the_parallelism(tmp_path, synth_pdfs, make_config):
+    profile = tmp_path / "tiny-site.yaml"
+    profile.write_text("# test\nscheduler: slurm\nmax_array_size: 2\nresources:\n  cpu:\n    array_parallelism: 4\n")
+    _, cfg = make_config(synth_pdfs, num_shards=5, cluster=str(profile))
+    dry = submit(cfg, "ingest", dry_run=True)
+    assert "#SBATCH --array=0-1%1" in dry.script  # 3 arrays x 1 <= 4, not 3 x 4
+    from ldrt_hpc.config import load_cluster
+    from ldrt_hpc.launch.launcher import array_parallelism
+
+    resources = load_cluster(str(profile)).resources["cpu"]
+    assert [array_parallelism(resources, n, 2) for n in (1, 2, 3, 4, 8, 100)] == [4, 4, 2, 2, 1, 1]
+
+
+def wait_for_empty_queue(timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while subprocess.run(["squeue", "-h", "-r"], capture_output=True, text=True).stdout.strip() and \
+            time.time() < deadline:
+        time.sleep(0.5)
+
+
+@pytest.mark.slurm
+def test_queue_limit_holds_back_what_does_not_fit(slurm, tmp_path, synth_pdfs, make_config):
+    wait_for_empty_queue()  # jobs of earlier tests count toward the limit too
+    profile = tmp_path / "capped.yaml"
+    profile.write_text("# test\nscheduler: slurm\nmax_queued_jobs: 3\nresources:\n  cpu:\n    partition: debug\n"
+                       "    time_min: 5\n")
+    _, cfg = make_config(synth_pdfs, num_shards=5, cluster=str(profile))
+    slurm.append((cfg, "ingest"))
+    first = submit(cfg, "ingest", extra_directives={"hold": True})
+    assert first.shards == [0, 1, 2] and first.held_back == [3, 4]
+    again = submit(cfg, "ingest", extra_directives={"hold": True})  # the queue is full: nothing more
+    assert again.shards == [] and again.held_back == [3, 4] and again.skipped_active == [0, 1, 2]
+    from ldrt_hpc.launch import cancel
+
+    cancel(cfg, "ingest")
+    wait_for_empty_queue()
+    last = submit(cfg, "ingest", extra_directives={"hold": True})
+    assert last.shards == [0, 1, 2] and last.held_back == [3, 4]  # the cancelled ones first, in shard order

@@ -1,4 +1,5 @@
 # Module profile for ALCF Polaris (PBS Pro); sourced by every ldrt-hpc job script (ldrt_hpc/configs/clusters/polaris.yaml).
+# Sourced under `set -eo pipefail`: a failing line stops the job (exit 97, one `ldrt-hpc:` line in its log).
 module use /soft/modulefiles
 module load conda
 module load cudatoolkit-standalone/12.4.1
