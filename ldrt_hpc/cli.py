@@ -260,10 +260,12 @@ def cmd_plan(args) -> int:
 
 def cmd_task(args) -> int:
     """Run one shard in this process (what static jobs/ scripts call with the array index)."""
+    from .launch.schedulers import current_job
     from .runner import run_shard, stop_on_sigterm
 
     stop_on_sigterm()
-    marker = run_shard(args.config, args.stage, args.shard, job_id=args.job_id, force=args.force)
+    marker = run_shard(args.config, args.stage, args.shard, job_id=args.job_id, force=args.force,
+                       claim_as=current_job(args.job_id))
     print(f"{args.stage} shard {args.shard}: {marker.get('item_count')} items")
     return 0
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
 import sys
@@ -65,23 +64,13 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _scheduler_job() -> tuple[str, str]:
-    """(scheduler, job id) of the job this process runs in, for a direct run's submission record."""
-    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
-        return "slurm", f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
-    if os.environ.get("SLURM_JOB_ID"):
-        return "slurm", os.environ["SLURM_JOB_ID"]
-    if os.environ.get("PBS_JOBID"):
-        return "pbs", os.environ["PBS_JOBID"]
-    return "direct", whoami()
-
-
-def claim(directory: Path, index: int, job_id: str | None) -> str:
-    """A direct run of one shard (`ldrt-hpc task`, static job scripts) takes the shard over: a new generation."""
+def claim(directory: Path, index: int, job: tuple[str, str] | None) -> str:
+    """A direct run of one shard (`ldrt-hpc task`, static job scripts) takes the shard over: a new generation.
+    `job`: (scheduler, job id) of the job it runs in, as the launcher tells (None: this process)."""
     generation = new_generation()
-    scheduler, native = _scheduler_job()
+    scheduler, job_id = job or ("direct", whoami())
     append_records(directory, [{
-        "shard": index, "generation": generation, "scheduler": scheduler, "job_id": job_id or native,
+        "shard": index, "generation": generation, "scheduler": scheduler, "job_id": job_id,
         "submitted_at": time.time(), "submitter": whoami(), "direct": True,
         "folder": None}])
     return generation
@@ -99,7 +88,7 @@ def _record_failure(directory: Path, index: int, record: dict[str, Any]) -> None
 
 def run_shard(
     config_path: str | Path, stage_name: str, index: int, job_id: str | None = None, force: bool = False,
-    generation: str | None = None,
+    generation: str | None = None, claim_as: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run shard `index` of `stage_name` with the (frozen) config at `config_path`; returns its marker.
 
@@ -119,7 +108,7 @@ def run_shard(
         log.info("%s shard %d already complete: skipped", stage_name, index)
         return read_marker(directory, index) or {}
     if generation is None:
-        generation = claim(directory, index, job_id)
+        generation = claim(directory, index, claim_as)
 
     def fence() -> str | None:
         return ownership_problem(directory, index, generation)

@@ -7,12 +7,26 @@ States use Slurm's vocabulary (PENDING, RUNNING, COMPLETED, CANCELLED, ...) plus
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Callable
 
 from . import local, pbs, slurm
 
 STATE_QUERIES: dict[str, Callable[[list[str]], dict[str, str]]] = {
     "slurm": slurm.states, "pbs": pbs.states, "local": local.states, "direct": local.states}
+
+
+def current_job(job_id: str | None = None) -> tuple[str, str]:
+    """(scheduler, job id) of the job this process runs in, for a direct run's submission record (`ldrt-hpc
+    task` from a static script); `job_id` as the script passed it wins over the environment's."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return "slurm", job_id or f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if os.environ.get("SLURM_JOB_ID"):
+        return "slurm", job_id or os.environ["SLURM_JOB_ID"]
+    if os.environ.get("PBS_JOBID"):
+        return "pbs", job_id or os.environ["PBS_JOBID"]
+    return "direct", job_id or f"{os.getpid()}@{socket.gethostname()}"
 
 
 def queued_jobs(scheduler: str) -> int | None:
