@@ -95,23 +95,11 @@ def _export_llava(work_dir: Path, out_dir: Path, eval_share: float = 0.03, seed:
 
     Each entry: {"id", "image", "conversations": [{"from": "human", "value": "<image>\\n" + question},
     {"from": "gpt", "value": answer}]}, which the official LLaVA training scripts read as they are."""
-    from .instruct.split import split_papers
+    from .instruct.split import kept_samples, split_samples
 
-    qa_dir, figures_dir = layout.stage_dir(work_dir, "qa"), layout.stage_dir(work_dir, "figures")
-    plan = load_plan(qa_dir)
-    if plan is None:
-        raise FileNotFoundError(f"no qa stage in {work_dir}: run `ldrt-hpc run qa` first")
-    incomplete = [i for i in range(plan.num_shards) if not is_complete(qa_dir, i)]
-    if incomplete:
-        raise FileNotFoundError(f"qa shards {incomplete} are not complete: `ldrt-hpc status qa`")
-    samples: list[tuple[int, dict]] = []
-    for index in range(plan.num_shards):
-        with ShardReader(shard_path(qa_dir, index)) as reader:
-            samples += [(index, r) for r in reader if r["kept"]]
-    per_paper: dict[str, dict[str, int]] = defaultdict(dict)
-    for _, sample in samples:
-        per_paper[sample["paper_id"]][sample["task"]] = per_paper[sample["paper_id"]].get(sample["task"], 0) + 1
-    eval_papers = split_papers(per_paper, eval_share, seed)
+    samples = kept_samples(work_dir)
+    _, _, eval_papers = split_samples(samples, eval_share, seed)
+    figures_dir = layout.stage_dir(work_dir, "figures")
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     sets: dict[str, list] = {"train": [], "eval": []}
@@ -133,4 +121,4 @@ def _export_llava(work_dir: Path, out_dir: Path, eval_share: float = 0.03, seed:
     for name, entries in sets.items():
         (out_dir / f"{name}.json").write_text(json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
     return {"train": len(sets["train"]), "eval": len(sets["eval"]), "eval_papers": len(eval_papers),
-            "papers": len(per_paper)}
+            "papers": len({s["paper_id"] for _, s in samples})}

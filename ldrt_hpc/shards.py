@@ -380,10 +380,10 @@ class _TableReader:
             return raw.tobytes()
         return raw
 
-    def record(self, index: int) -> dict[str, Any]:
+    def record(self, index: int, names: Sequence[str] | None = None) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"record {index} out of range (0..{len(self) - 1})")
-        return {name: self._value(name, index) for name in self.fields}
+        return {name: self._value(name, index) for name in (self.fields if names is None else names)}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for index in range(len(self)):
@@ -413,6 +413,10 @@ class ShardReader:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.items.record(index)
+
+    def fields(self, index: int, names: Sequence[str]) -> dict[str, Any]:
+        """Some fields of one record, the others not read (e.g. a figure's PNG bytes for training)."""
+        return self.items.record(index, names)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.items)

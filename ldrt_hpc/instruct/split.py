@@ -28,3 +28,36 @@ def split_papers(samples_per_paper: dict[str, dict[str, int]], eval_share: float
         if all(taken[t] >= targets[t] - 0.5 for t in totals):
             break
     return chosen
+
+
+def kept_samples(work_dir) -> list[tuple[int, dict]]:
+    """The kept samples of every `qa` shard, as (shard index, record): the input of the LLaVA export and of
+    training. Every shard must be complete (a half-finished stage would train on a biased subset)."""
+    from .. import layout
+    from ..plan import load_plan
+    from ..shards import ShardReader, is_complete
+
+    qa_dir = layout.stage_dir(work_dir, "qa")
+    plan = load_plan(qa_dir)
+    if plan is None:
+        raise FileNotFoundError(f"no qa stage in {work_dir}: run `ldrt-hpc run qa` first")
+    incomplete = [i for i in range(plan.num_shards) if not is_complete(qa_dir, i)]
+    if incomplete:
+        raise FileNotFoundError(f"qa shards {incomplete} of {work_dir} are not complete: `ldrt-hpc status qa`")
+    samples: list[tuple[int, dict]] = []
+    for index in range(plan.num_shards):
+        with ShardReader(layout.shard_path(qa_dir, index)) as reader:
+            samples += [(index, r) for r in reader if r["kept"]]
+    return samples
+
+
+def split_samples(samples: list[tuple[int, dict]], eval_share: float, seed: int):
+    """(train, eval, eval papers) of `kept_samples`, split by paper with `split_papers`."""
+    per_paper: dict[str, dict[str, int]] = {}
+    for _, sample in samples:
+        counts = per_paper.setdefault(sample["paper_id"], {})
+        counts[sample["task"]] = counts.get(sample["task"], 0) + 1
+    eval_papers = split_papers(per_paper, eval_share, seed)
+    train = [s for s in samples if s[1]["paper_id"] not in eval_papers]
+    held_out = [s for s in samples if s[1]["paper_id"] in eval_papers]
+    return train, held_out, eval_papers

@@ -1,0 +1,360 @@
+"""The training recipe, one readable function per step: LLaVA projector alignment (`align`: only the projector
+learns) and LoRA instruction tuning (`finetune`: LoRA on the language model, optionally the vision tower, plus the
+projector in its own optimizer group), with DeepSpeed ZeRO-3, gradient checkpointing and FlashAttention-2 or SDPA.
+
+Run on every rank: `torchrun --nproc_per_node G -m ldrt_hpc.train --config CFG` (or the submitit job of
+`ldrt-hpc train`). Every start resumes from the newest complete checkpoint of the unfinished phase; a finished
+phase (its DONE file) is skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import checkpoints
+from .config import PhaseConfig, TrainConfig, load_train
+from .data import BatchOrder, InstructionDataset, collate, load_examples
+from .models import LANGUAGE_MODEL, PROJECTOR, VISION_TOWER, build_flavour, load_checkpoint, parameter_count
+from .stopping import REQUEUE, StopWatch
+from .trainlog import TrainLog
+
+log = logging.getLogger("ldrt_hpc.train")
+DONE = "DONE"
+REQUEUE_FILE = "REQUEUE"
+"""Written next to the checkpoints when a run stopped to be requeued: the static job scripts requeue on it."""
+LM_PROJECTIONS = r".*{tower}.*\.({names})$"
+
+
+@dataclass
+class Ranks:
+    rank: int
+    world: int
+    local_rank: int
+
+
+def init_distributed() -> Ranks:
+    """torch.distributed from the environment torchrun (or the submitit job, see ldrt_hpc/launch/train.py) set:
+    NCCL on GPUs, gloo on CPUs (DeepSpeed picks gloo there by itself)."""
+    import deepspeed
+    import torch
+
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    return Ranks(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
+
+
+def attention_kernel(requested: str) -> str:
+    """FlashAttention-2 when asked for or ('auto') when importable with a GPU; otherwise SDPA."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available():
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def accumulation_steps(phase: PhaseConfig, world: int) -> int:
+    """global batch = per-device batch x ranks x accumulation: the accumulation that makes it exact, or an error."""
+    per_step = phase.per_device_batch_size * world
+    if phase.global_batch_size % per_step:
+        raise ValueError(f"global_batch_size {phase.global_batch_size} is not a multiple of per_device_batch_size "
+                         f"{phase.per_device_batch_size} x {world} ranks = {per_step}")
+    return phase.global_batch_size // per_step
+
+
+def deepspeed_config(cfg: TrainConfig, phase: PhaseConfig, world: int) -> dict[str, Any]:
+    """The DeepSpeed config, generated from the typed config. It has no `optimizer` section on purpose: the recipe
+    builds AdamW with its two lr groups itself (a DeepSpeed-built optimizer would have one)."""
+    zero: dict[str, Any] = {"stage": cfg.zero_stage, "overlap_comm": True, "contiguous_gradients": True}
+    if cfg.zero_stage == 3:
+        zero.update(stage3_gather_16bit_weights_on_model_save=True, stage3_param_persistence_threshold=1e4)
+    return {
+        "train_batch_size": phase.global_batch_size,
+        "train_micro_batch_size_per_gpu": phase.per_device_batch_size,
+        "gradient_accumulation_steps": accumulation_steps(phase, world),
+        "gradient_clipping": phase.max_grad_norm,
+        "bf16": {"enabled": cfg.precision == "bf16"},
+        "zero_optimization": zero,
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def cosine_with_warmup(total_steps: int, warmup_ratio: float):
+    """lr multiplier per optimizer step: linear warm-up over ceil(3 %) of the steps, then cosine to zero."""
+    warmup = math.ceil(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the model of a phase
+
+
+def base_model_dir(cfg: TrainConfig) -> Path:
+    """The model the run starts from: the checkpoint path, or the flavour saved once (by rank 0) so that every rank,
+    every restart and the evaluation load the very same weights."""
+    return cfg.model.path or cfg.output_dir / "base-model"
+
+
+def save_flavour(cfg: TrainConfig, ranks: Ranks) -> None:
+    import torch.distributed as dist
+
+    target = base_model_dir(cfg)
+    if cfg.model.flavour and ranks.rank == 0 and not (target / "config.json").is_file():
+        loaded = build_flavour(cfg.model.flavour, cfg.model.kind, cfg.seed, cache_dir=cfg.output_dir / "cache")
+        tmp = target.with_name(f".{target.name}.tmp")
+        loaded.model.save_pretrained(tmp)
+        loaded.processor.save_pretrained(tmp)
+        tmp.rename(target)
+    dist.barrier()
+
+
+def lora_pattern(settings) -> str:
+    """A regex on module names: the language model's projections, and the vision tower's only when asked (plain
+    names such as 'q_proj' would also catch CLIP's attention by accident)."""
+    names = "|".join(settings.target_modules)
+    pattern = LM_PROJECTIONS.format(tower=LANGUAGE_MODEL, names=names)
+    if settings.vision_tower:
+        pattern = f"({pattern})|{LM_PROJECTIONS.format(tower=VISION_TOWER, names='q_proj|k_proj|v_proj|out_proj|fc1|fc2')}"
+    return pattern
+
+
+def prepare(cfg: TrainConfig, phase_name: str, attention: str):
+    """The model of a phase with the right parameters trainable, and the optimizer groups."""
+    import torch
+
+    loaded = load_checkpoint(base_model_dir(cfg), dtype=torch.float32, attention=attention)
+    model = loaded.model
+    if phase_name == "finetune" and "align" in cfg.phases:
+        load_projector(model, cfg.output_dir / "align" / "projector.safetensors")
+    model.requires_grad_(False)
+    phase = cfg.phase(phase_name)
+    if phase_name == "finetune":
+        from peft import LoraConfig, get_peft_model
+
+        settings = phase.lora
+        lora = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                          target_modules=lora_pattern(settings), bias="none")
+        # autocast_adapter_dtype=False: adapters keep the model's dtype (mixed dtypes break ZeRO-3's defragment)
+        model = get_peft_model(model, lora, autocast_adapter_dtype=False)
+    projector = [p for n, p in model.named_parameters() if f"{PROJECTOR}." in n]
+    for parameter in projector:
+        parameter.requires_grad_(True)
+    if phase_name == "align":
+        groups = [{"params": projector, "lr": phase.lr, "name": "projector"}]
+    else:
+        adapters = [p for n, p in model.named_parameters() if "lora_" in n]
+        for parameter in adapters:
+            parameter.requires_grad_(True)
+        groups = [{"params": adapters, "lr": phase.lr, "name": "lora"},
+                  {"params": projector, "lr": phase.projector_lr, "name": "projector"}]
+    if cfg.gradient_checkpointing:  # non-reentrant: works with a frozen embedding (no input grads needed)
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    return model, loaded.processor, groups
+
+
+def load_projector(model, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the align phase's projector is missing (is the align phase done?)")
+    weights = load_file(path)
+    getattr(model.model, PROJECTOR).load_state_dict(weights)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one phase
+
+
+def train(config_path: str | os.PathLike) -> dict[str, Any]:
+    """All phases of a config on this rank; returns what happened (finished, or stopped for a requeue)."""
+    logging.basicConfig(level=os.environ.get("LDRT_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    # DeepSpeed calls torch.distributed functions torch 2.13 deprecates: one warning per call would flood the log
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
+    cfg = load_train(config_path)
+    ranks = init_distributed()
+    save_flavour(cfg, ranks)
+    summary: dict[str, Any] = {"phases": {}}
+    for phase_name in cfg.phases:
+        folder = cfg.output_dir / phase_name
+        if (folder / DONE).is_file():
+            summary["phases"][phase_name] = json.loads((folder / DONE).read_text())
+            continue
+        result = run_phase(cfg, phase_name, ranks)
+        summary["phases"][phase_name] = result
+        if result["stopped"]:
+            summary["stopped"] = result["stopped"]
+            break
+    return summary
+
+
+def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks) -> dict[str, Any]:
+    import deepspeed
+    import torch
+    import torch.distributed as dist
+
+    phase = cfg.phase(phase_name)
+    folder = cfg.output_dir / phase_name
+    ckpt_dir = folder / "checkpoints"
+    attention = attention_kernel(cfg.model.attention)
+    torch.manual_seed(cfg.seed)
+    model, processor, groups = prepare(cfg, phase_name, attention)
+    examples = load_examples(cfg.data)
+    accumulation = accumulation_steps(phase, ranks.world)
+    order = BatchOrder(tuple(e.length_hint for e in examples), phase.per_device_batch_size, ranks.world,
+                       accumulation, cfg.seed, cfg.data.group_by_length)
+    if order.steps_per_epoch == 0:
+        raise ValueError(f"{len(examples)} training samples do not fill one optimizer step of "
+                         f"{phase.global_batch_size} samples")
+    total = phase.max_steps or max(1, int(order.steps_per_epoch * phase.epochs))
+    trainable = sum(p.numel() for group in groups for p in group["params"])  # before ZeRO-3 partitions them
+    optimizer = torch.optim.AdamW(groups, weight_decay=phase.weight_decay, betas=(0.9, 0.999))
+    factor = cosine_with_warmup(total, phase.warmup_ratio)
+    engine, _, _, scheduler = deepspeed.initialize(
+        model=model, optimizer=optimizer, config=deepspeed_config(cfg, phase, ranks.world),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor))
+    step = resume(engine, ckpt_dir, ranks)
+    if ranks.rank == 0:
+        log.info("%s: %d samples, %d steps (%d per epoch), global batch %d = %d per device x %d ranks x %d "
+                 "accumulation, %s attention, %s, %d parameters (%d trainable), resuming at step %d",
+                 phase_name, len(examples), total, order.steps_per_epoch, phase.global_batch_size,
+                 phase.per_device_batch_size, ranks.world, accumulation, attention, cfg.precision,
+                 parameter_count(model), trainable, step)
+    dataset = InstructionDataset(examples, processor, cfg.data.max_length)
+    trainlog = TrainLog(folder / "train_log.csv", [g["name"] for g in groups], enabled=ranks.rank == 0, resume_at=step)
+    watch = StopWatch(cfg.checkpoint.stop_before_limit_s)
+    stopped = loop(engine, dataset, order, processor.tokenizer.pad_token_id, cfg, step, total, accumulation, ranks,
+                   trainlog, watch, folder)
+    if stopped:
+        return {"stopped": stopped, "step": read_step(ckpt_dir)}
+    outputs = save_outputs(engine, cfg, phase_name, processor, ranks)
+    result = {"stopped": None, "steps": total, **outputs}
+    if ranks.rank == 0:
+        trainlog.plot(folder / "loss.png")
+        (folder / DONE).write_text(json.dumps(result, indent=1) + "\n")
+    dist.barrier()
+    return result
+
+
+def read_step(ckpt_dir: Path) -> int:
+    found = checkpoints.latest(ckpt_dir)
+    return checkpoints.read_complete(found)["step"] if found else 0
+
+
+def resume(engine, ckpt_dir: Path, ranks: Ranks) -> int:
+    """Load the newest complete checkpoint (ZeRO shards, optimizer, lr scheduler, RNG); the step it reached."""
+    found = checkpoints.latest(ckpt_dir)
+    if found is None:
+        return 0
+    loaded, _ = engine.load_checkpoint(str(ckpt_dir), tag=found.name, load_optimizer_states=True,
+                                       load_lr_scheduler_states=True)
+    if loaded is None:
+        raise RuntimeError(f"{found}: DeepSpeed could not load this checkpoint")
+    checkpoints.load_rng(found, ranks.rank)
+    return checkpoints.read_complete(found)["step"]
+
+
+def save_checkpoint(engine, ckpt_dir: Path, step: int, ranks: Ranks, keep: int) -> Path:
+    import torch.distributed as dist
+
+    target = ckpt_dir / checkpoints.tag(step)
+    engine.save_checkpoint(str(ckpt_dir), tag=target.name, save_latest=False)
+    checkpoints.save_rng(target, ranks.rank)
+    dist.barrier()
+    if ranks.rank == 0:
+        checkpoints.mark_complete(target, {"step": step, "ranks": ranks.world, "time": time.time()})
+        checkpoints.prune(ckpt_dir, keep)
+    dist.barrier()
+    return target
+
+
+def loop(engine, dataset, order, pad_id, cfg, step, total, accumulation, ranks, trainlog, watch, folder):
+    """Optimizer steps from `step` to `total`; returns None, or why it stopped early (after a checkpoint)."""
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader
+
+    fault_at = int(os.environ.get("LDRT_TRAIN_FAULT_AT_STEP", "0"))  # tests: a crash right after this step
+    signal_at = int(os.environ.get("LDRT_TRAIN_SIGNAL_AT_STEP", "0"))  # tests: USR2 to rank 0 after this step
+    while step < total:
+        epoch, in_epoch = divmod(step, order.steps_per_epoch)
+        batches = DataLoader(dataset, batch_sampler=list(order.micro_batches(epoch, ranks.rank, in_epoch * accumulation)),
+                             collate_fn=lambda rows: collate(rows, pad_id), num_workers=cfg.data.num_workers,
+                             persistent_workers=False)
+        meter = trainlog.meter()
+        for micro, batch in enumerate(batches, start=1):
+            loss = engine(**batch).loss
+            engine.backward(loss)
+            engine.step()
+            meter.add(loss.item(), int(batch["attention_mask"].sum()), len(batch["input_ids"]))
+            if micro % accumulation:
+                continue
+            step += 1
+            trainlog.record(step, meter, engine.get_lr(), ranks) if step % cfg.log_every == 0 else meter.reset()
+            if ranks.rank == 0 and step == signal_at:
+                os.kill(os.getpid(), __import__("signal").SIGUSR2)
+            reason = torch.tensor([watch.reason()])
+            dist.all_reduce(reason, op=dist.ReduceOp.MAX)
+            if reason.item() or step % cfg.checkpoint.every_steps == 0:
+                save_checkpoint(engine, folder / "checkpoints", step, ranks, cfg.checkpoint.keep)
+            if fault_at and step == fault_at:
+                os._exit(3)
+            if reason.item():
+                return stop(int(reason.item()), watch, folder, step, ranks)
+            if step >= total or step % order.steps_per_epoch == 0:
+                break
+    return None
+
+
+def stop(reason: int, watch: StopWatch, folder: Path, step: int, ranks: Ranks) -> str:
+    """After the checkpoint: ask for a requeue (submitit's handler, or the REQUEUE file the static scripts read)."""
+    what = "requeue" if reason == REQUEUE else "stop"
+    if ranks.rank == 0:
+        log.warning("stopping at step %d (%s): checkpoint saved; %s", step, watch.signal_name or "signal", what)
+        if reason == REQUEUE:
+            (folder / REQUEUE_FILE).write_text(json.dumps({"step": step, "signal": watch.signal_name}) + "\n")
+            watch.requeue_with_submitit()
+    return what
+
+
+# --------------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def save_outputs(engine, cfg: TrainConfig, phase_name: str, processor, ranks: Ranks) -> dict[str, Any]:
+    """Consolidate the ZeRO-3 shards (a collective: every rank takes part), then rank 0 writes the projector, the
+    LoRA adapter and the merged model, each checked non-empty."""
+    from .export import write_outputs
+
+    full_state = engine._zero3_consolidated_16bit_state_dict() if cfg.zero_stage == 3 else engine.module.state_dict()
+    if ranks.rank != 0:
+        return {}
+    return write_outputs(full_state, engine.module, cfg, phase_name, processor, base_model_dir(cfg))
