@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -326,6 +327,33 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Submit the training job (or print its script); --wait follows it to the end."""
+    from .config import load_cluster
+    from .launch.train import submit_training
+    from .train.config import load_train
+
+    cfg = load_train(args.config)
+    cluster = args.cluster or "local"
+    if not args.dry_run and (warning := login_node_warning(load_cluster(cluster).scheduler)):
+        print(warning, file=sys.stderr)
+    flags = {k: v for k, v in _overrides(args).items() if k not in ("array_parallelism", "mail")}
+    if args.nodes:
+        flags["nodes"] = args.nodes
+    result = submit_training(cfg, cluster, dry_run=args.dry_run, flags=flags)
+    if args.dry_run:
+        print(f"# job script ({cluster}): {result.ranks} rank(s); config {result.config}")
+        print(result.script)
+        return 0
+    print(f"train: submitted job {result.job_id} on '{cluster}' ({result.ranks} ranks); logs in {result.log_folder}; "
+          f"outputs in {cfg.output_dir}")
+    if not args.wait:
+        return 0
+    summary = result.job.results()[0]  # rank 0 speaks for the job
+    print(json.dumps(summary, indent=1, default=str))
+    return 0 if not summary.get("stopped") else 3
+
+
 def cmd_stages(args) -> int:
     """The stage graph: every stage in pipeline order, or the names from --from to --to (for scripts)."""
     from .stages.graph import GRAPH
@@ -390,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, required=True, help="shard index")
     p.add_argument("--job-id", help="scheduler job id, recorded in the marker")
     p.add_argument("--force", action="store_true", help="run even if the shard is complete")
+
+    p = sub.add_parser("train", help="fine-tune LLaVA (align + LoRA) as one multi-node job; resumes by itself")
+    p.add_argument("--config", required=True, help="training config YAML (configs/train/*.yaml)")
+    p.add_argument("--cluster", help="cluster profile (default: local); resources come from its multinode_gpu class")
+    p.add_argument("--nodes", type=_positive_int, help="nodes (default: the profile's resource class)")
+    p.add_argument("--dry-run", action="store_true", help="print the job script; submit nothing")
+    p.add_argument("--wait", action="store_true", help="wait for the job and print its summary")
+    _resource_flags(p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("stages", help="the stage graph: stages in pipeline order, what each reads and plans from")
     p.add_argument("--from", dest="first", help="first stage of the range (--names)")

@@ -41,6 +41,10 @@ def test_every_config_loads(path):
         from ldrt_hpc.config import load_keywords
 
         assert len(load_keywords(path)) >= 1
+    elif path.parent.name == "train":
+        from ldrt_hpc.train.config import TrainConfig, load_train
+
+        assert isinstance(load_train(path), TrainConfig)
     else:
         assert isinstance(load_pipeline(path), PipelineConfig)
 
@@ -51,9 +55,16 @@ def test_every_field_has_a_doc():
     for model in (config.Resources, config.ClusterProfile, config.IngestConfig, config.PipelineConfig,
                   config.StagesConfig, config.SynthConfig, config.SearchConfig, config.DownloadConfig,
                   config.ConvertConfig, config.FiguresConfig, config.FilterConfig, config.ContextConfig, config.LLMConfig,
-                  config.QAConfig):
+                  config.QAConfig, *_train_models()):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no one-line doc"
+
+
+def _train_models():
+    from ldrt_hpc.train import config as train
+
+    return (train.ModelConfig, train.DataConfig, train.LoraSettings, train.PhaseConfig, train.CheckpointConfig,
+            train.TrainConfig)
 
 
 def _write(tmp_path, text):
@@ -111,8 +122,8 @@ def test_cluster_profile_errors(tmp_path):
     with pytest.raises(ConfigError, match="no cluster profile 'marsnet' \\(known: .*localslurm.*; looked in .*configs/clusters"):
         load_cluster("marsnet")
     profile = load_cluster("local")
-    with pytest.raises(ConfigError, match="cluster profile 'local' has no resources.multinode_gpu"):
-        profile.resources_for("multinode_gpu", "local")
+    with pytest.raises(ConfigError, match="cluster profile 'local' has no resources.bigmem \\(it defines: cpu, gpu, "):
+        profile.resources_for("bigmem", "local")
 
 
 def test_relative_paths_resolve_and_freeze(tmp_path):

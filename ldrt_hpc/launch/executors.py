@@ -91,8 +91,9 @@ def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: st
     return params
 
 
-def pbs_parameters(profile: ClusterProfile, resources: Resources, job_name: str) -> dict[str, Any]:
-    """Parameters for PBSExecutor: one `select` chunk per node with its CPUs and GPUs."""
+def pbs_parameters(profile: ClusterProfile, resources: Resources, job_name: str, ranks: bool = False) -> dict[str, Any]:
+    """Parameters for PBSExecutor: one `select` chunk per node with its CPUs and GPUs; `ranks`: one process per
+    task started by mpiexec (a distributed training job) instead of one process per job (an array task)."""
     params: dict[str, Any] = {
         "job_name": job_name,
         "walltime_min": resources.time_min,
@@ -118,6 +119,8 @@ def pbs_parameters(profile: ClusterProfile, resources: Resources, job_name: str)
         params["select_extra"] = profile.pbs_select
     if resources.extra_directives:
         params["additional_directives"] = dict(resources.extra_directives)
+    if ranks:
+        params["mpiexec_depth"] = resources.cpus_per_task
     return params
 
 
@@ -131,22 +134,26 @@ def python_command(profile: ClusterProfile) -> str:
     return shlex.quote(sys.executable)
 
 
-def make_executor(profile: ClusterProfile, resources: Resources, folder: Path, job_name: str):
-    """A submitit executor configured from the profile (the caller submits through it)."""
+def make_executor(profile: ClusterProfile, resources: Resources, folder: Path, job_name: str, ranks: bool = False):
+    """A submitit executor configured from the profile (the caller submits through it). `ranks`: a job of
+    nodes x tasks_per_node processes that work together (training), not one process per array task."""
     if profile.scheduler == "slurm":
         executor = submitit.SlurmExecutor(folder=folder, python=python_command(profile))
         executor.update_parameters(**slurm_parameters(profile, resources, job_name))
     elif profile.scheduler == "pbs":
         executor = PBSExecutor(folder=folder, python=python_command(profile))
-        executor.update_parameters(**pbs_parameters(profile, resources, job_name))
+        executor.update_parameters(**pbs_parameters(profile, resources, job_name, ranks))
     else:
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=resources.time_min)
+        if ranks:
+            executor.update_parameters(tasks_per_node=resources.tasks_per_node, nodes=1)
     return executor
 
 
 def job_script(
-    profile: ClusterProfile, resources: Resources, folder: Path, job_name: str, array_size: int, python: str | None = None
+    profile: ClusterProfile, resources: Resources, folder: Path, job_name: str, array_size: int,
+    python: str | None = None, ranks: bool = False,
 ) -> str:
     """The exact job script `make_executor` would submit for an array of `array_size` tasks (for --dry-run and
     golden tests; needs no scheduler on this machine)."""
@@ -159,7 +166,9 @@ def job_script(
                                    **{**slurm_parameters(profile, resources, job_name), "setup": setup})
     if profile.scheduler == "pbs":
         return _make_pbs_string(command=command, folder=folder, map_count=map_count,
-                                **{**pbs_parameters(profile, resources, job_name), "setup": setup})
-    lines = [f"# local: one process per shard on this machine, at most {resources.array_parallelism} at a time",
+                                **{**pbs_parameters(profile, resources, job_name, ranks), "setup": setup})
+    what = (f"{resources.tasks_per_node} ranks on this machine" if ranks else
+            f"one process per shard on this machine, at most {resources.array_parallelism} at a time")
+    lines = [f"# local: {what}",
              *setup, command]
     return "\n".join(lines) + "\n"

@@ -382,6 +382,7 @@ def _make_pbs_string(
     rerunnable: bool = True,
     signal_delay_s: tp.Optional[int] = None,
     additional_directives: tp.Optional[tp.Dict[str, tp.Any]] = None,
+    mpiexec_depth: tp.Optional[int] = None,
     map_count: tp.Optional[int] = None,  # used internally
 ) -> str:
     """The text of a PBS Pro job script (arrays as `-J 0-N%P`, one `-l select` chunk per node)."""
@@ -441,8 +442,23 @@ def _make_pbs_string(
     ]
     if setup:
         lines += ["", "# setup"] + list(setup)
-    lines += ["", "# command", "export SUBMITIT_EXECUTOR=pbs", command, ""]
-    return "\n".join(lines)
+    lines += ["", "# command", "export SUBMITIT_EXECUTOR=pbs"]
+    if mpiexec_depth:
+        lines += _mpiexec_lines(command, mpiprocs or 1, mpiexec_depth)
+    else:
+        lines += [command]
+    return "\n".join(lines + [""])
+
+
+def _mpiexec_lines(command: str, per_node: int, depth: int) -> tp.List[str]:
+    """One task per rank (a multi-node training job): PALS `mpiexec` starts `per_node` copies of the command on
+    every node of $PBS_NODEFILE, each pinned to `depth` cores; PBSJobEnvironment reads the rank from PMI_RANK and
+    PMI_LOCAL_RANK, the counts from the two exports (taken from the node file, not written twice)."""
+    return [
+        'export LDRT_NUM_NODES="$(sort -u "$PBS_NODEFILE" | wc -l)"',
+        f'export LDRT_NUM_TASKS="$(( LDRT_NUM_NODES * {per_node} ))"',
+        f'mpiexec -n "$LDRT_NUM_TASKS" --ppn {per_node} --depth={depth} --cpu-bind depth {command}',
+    ]
 
 
 @functools.lru_cache()

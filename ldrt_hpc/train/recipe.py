@@ -30,7 +30,9 @@ from .trainlog import TrainLog
 log = logging.getLogger("ldrt_hpc.train")
 DONE = "DONE"
 REQUEUE_FILE = "REQUEUE"
-"""Written next to the checkpoints when a run stopped to be requeued: the static job scripts requeue on it."""
+"""Written in the phase folder when a run stopped to be requeued."""
+REQUEUE_ENV = "LDRT_REQUEUE_FILE"
+"""Also written to this path when set (jobs/finetune.sbatch and .pbs set it, then requeue when it exists)."""
 LM_PROJECTIONS = r".*{tower}.*\.({names})$"
 
 
@@ -202,13 +204,15 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
     cfg = load_train(config_path)
     ranks = init_distributed()
     save_flavour(cfg, ranks)
+    # once per process: a second StopWatch would take the first one's handler for submitit's
+    watch = StopWatch(cfg.checkpoint.stop_before_limit_s)
     summary: dict[str, Any] = {"phases": {}}
     for phase_name in cfg.phases:
         folder = cfg.output_dir / phase_name
         if (folder / DONE).is_file():
             summary["phases"][phase_name] = json.loads((folder / DONE).read_text())
             continue
-        result = run_phase(cfg, phase_name, ranks)
+        result = run_phase(cfg, phase_name, ranks, watch)
         summary["phases"][phase_name] = result
         if result["stopped"]:
             summary["stopped"] = result["stopped"]
@@ -216,7 +220,7 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
     return summary
 
 
-def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks) -> dict[str, Any]:
+def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks, watch: StopWatch) -> dict[str, Any]:
     import deepspeed
     import torch
     import torch.distributed as dist
@@ -250,7 +254,8 @@ def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks) -> dict[str, Any]
                  parameter_count(model), trainable, step)
     dataset = InstructionDataset(examples, processor, cfg.data.max_length)
     trainlog = TrainLog(folder / "train_log.csv", [g["name"] for g in groups], enabled=ranks.rank == 0, resume_at=step)
-    watch = StopWatch(cfg.checkpoint.stop_before_limit_s)
+    if ranks.rank == 0:
+        (folder / REQUEUE_FILE).unlink(missing_ok=True)
     stopped = loop(engine, dataset, order, processor.tokenizer.pad_token_id, cfg, step, total, accumulation, ranks,
                    trainlog, watch, folder)
     if stopped:
@@ -340,7 +345,10 @@ def stop(reason: int, watch: StopWatch, folder: Path, step: int, ranks: Ranks) -
     if ranks.rank == 0:
         log.warning("stopping at step %d (%s): checkpoint saved; %s", step, watch.signal_name or "signal", what)
         if reason == REQUEUE:
-            (folder / REQUEUE_FILE).write_text(json.dumps({"step": step, "signal": watch.signal_name}) + "\n")
+            note = json.dumps({"step": step, "signal": watch.signal_name}) + "\n"
+            (folder / REQUEUE_FILE).write_text(note)
+            if os.environ.get(REQUEUE_ENV):  # the static job scripts requeue the job when this file appears
+                Path(os.environ[REQUEUE_ENV]).write_text(note)
             watch.requeue_with_submitit()
     return what
 

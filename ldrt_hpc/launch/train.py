@@ -1,0 +1,108 @@
+"""`ldrt-hpc train`: the training run as one submitit job of nodes x ranks-per-node processes (one per GPU).
+
+Each process gets the torch.distributed environment from submitit's job environment (Slurm: srun tasks; PBS Pro:
+PALS `mpiexec`, see pbs.py; local: processes on this machine) and runs the recipe (ldrt_hpc/train/recipe.py). The
+job receives only the path of the frozen training config.
+
+`TrainTask` is checkpointable: the recipe catches the warning signal itself (USR2, Slurm `--signal` or the PBS
+timer), saves a checkpoint at the next optimizer step and only then hands over to submitit, which calls
+`checkpoint` (the same call again: every start resumes from the newest complete checkpoint) and requeues the job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..config import ClusterProfile, Resources, format_errors, load_cluster
+from ..errors import ConfigError, SubmissionError
+from ..train.config import TrainConfig, freeze_train
+from .executors import job_script, make_executor
+
+
+class TrainTask:
+    """What every rank of the job runs."""
+
+    def __call__(self, config_path: str) -> dict[str, Any]:
+        import submitit
+
+        # CUDA_VISIBLE_DEVICES stays as the scheduler set it: the recipe picks the device of its local rank
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        from ..train.recipe import train
+
+        return train(config_path)
+
+    def checkpoint(self, config_path: str):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, config_path)
+
+
+train_task = TrainTask()
+
+
+@dataclass
+class TrainSubmission:
+    job_id: str | None
+    cluster: str
+    script: str
+    config: Path
+    log_folder: Path
+    ranks: int
+
+
+def jobs_dir(cfg: TrainConfig) -> Path:
+    return cfg.output_dir / "_jobs"
+
+
+def placement(cfg: TrainConfig, cluster: str, flags: dict[str, Any]) -> tuple[ClusterProfile, Resources]:
+    """The profile's resource class for training, then the config's `resources`, then the command's flags; with
+    GPUs, one process per GPU."""
+    profile = load_cluster(cluster)
+    merged = profile.resources_for(cfg.resource_class, cluster).model_dump()
+    account = flags.pop("account", None)
+    for layer in (cfg.resources, {k: v for k, v in flags.items() if v is not None}):
+        merged.update({k: v for k, v in layer.items() if k != "extra_directives"})
+        merged["extra_directives"] = {**merged["extra_directives"], **layer.get("extra_directives", {})}
+    if merged["gpus_per_node"]:
+        merged["tasks_per_node"] = merged["gpus_per_node"]
+    # the warning before the time limit must leave time to write a checkpoint (minutes for a 13B ZeRO-3 state)
+    merged["signal_delay_s"] = max(merged["signal_delay_s"], cfg.checkpoint.stop_before_limit_s)
+    merged["array_parallelism"] = 1
+    try:
+        resources = Resources.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(Path(f"training resources (profile {cluster})"), exc)) from None
+    if account:
+        profile = profile.model_copy(update={"account": account})
+    if profile.scheduler == "local" and resources.nodes > 1:
+        raise ConfigError(f"cluster profile '{cluster}' runs on this machine only: nodes must be 1, not {resources.nodes}")
+    return profile, resources
+
+
+def submit_training(cfg: TrainConfig, cluster: str, dry_run: bool = False, flags: dict[str, Any] | None = None,
+                    python: str | None = None) -> TrainSubmission:
+    """Freeze the config, submit (or, dry run, only render) the training job and record it."""
+    profile, resources = placement(cfg, cluster, dict(flags or {}))
+    folder = jobs_dir(cfg) / "logs"
+    ranks = resources.nodes * resources.tasks_per_node
+    script = job_script(profile, resources, folder, "ldrt-train", 1, python=python, ranks=True)
+    config = freeze_train(cfg, write=not dry_run)
+    if dry_run:
+        return TrainSubmission(None, cluster, script, config, folder, ranks)
+    executor = make_executor(profile, resources, folder, "ldrt-train", ranks=True)
+    try:
+        job = executor.submit(train_task, str(config))
+    except Exception as exc:  # sbatch/qsub refusals: one line, nothing recorded
+        raise SubmissionError(f"{profile.scheduler} refused the training job: {' '.join(str(exc).split())[-300:]}") from None
+    record = {"job_id": job.job_id, "cluster": cluster, "config": str(config), "ranks": ranks, "time": time.time()}
+    with open(jobs_dir(cfg) / "submissions.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    submission = TrainSubmission(job.job_id, cluster, script, config, folder, ranks)
+    submission.job = job  # type: ignore[attr-defined]  (for --wait)
+    return submission
