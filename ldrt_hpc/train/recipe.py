@@ -206,6 +206,10 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
     save_flavour(cfg, ranks)
     # once per process: a second StopWatch would take the first one's handler for submitit's
     watch = StopWatch(cfg.checkpoint.stop_before_limit_s)
+    if watch.deadline is not None and watch.deadline <= time.time() and ranks.rank == 0:
+        log.warning("the job's deadline minus checkpoint.stop_before_limit_s (%d s) has already passed: every start "
+                    "will do one step and requeue; ask for more time or lower stop_before_limit_s",
+                    cfg.checkpoint.stop_before_limit_s)
     summary: dict[str, Any] = {"phases": {}}
     for phase_name in cfg.phases:
         folder = cfg.output_dir / phase_name
@@ -313,17 +317,20 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, accumulation, ranks, 
         epoch, in_epoch = divmod(step, order.steps_per_epoch)
         batches = DataLoader(dataset, batch_sampler=list(order.micro_batches(epoch, ranks.rank, in_epoch * accumulation)),
                              collate_fn=lambda rows: collate(rows, pad_id), num_workers=cfg.data.num_workers,
-                             persistent_workers=False)
+                             # its own generator: a loader started mid-epoch (a resume) must not draw from the
+                             # global RNG, or LoRA dropout masks would differ from the uninterrupted run
+                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
         meter = trainlog.meter()
         for micro, batch in enumerate(batches, start=1):
             loss = engine(**batch).loss
             engine.backward(loss)
+            lrs = engine.get_lr()  # the rates this optimizer step uses (step() moves the schedule on)
             engine.step()
             meter.add(loss.item(), int(batch["attention_mask"].sum()), len(batch["input_ids"]))
             if micro % accumulation:
                 continue
             step += 1
-            trainlog.record(step, meter, engine.get_lr(), ranks) if step % cfg.log_every == 0 else meter.reset()
+            trainlog.record(step, meter, lrs, ranks) if step % cfg.log_every == 0 else meter.reset()
             if ranks.rank == 0 and step == signal_at:
                 os.kill(os.getpid(), __import__("signal").SIGUSR2)
             reason = torch.tensor([watch.reason()])
@@ -332,7 +339,7 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, accumulation, ranks, 
                 save_checkpoint(engine, folder / "checkpoints", step, ranks, cfg.checkpoint.keep)
             if fault_at and step == fault_at:
                 os._exit(3)
-            if reason.item():
+            if reason.item() and step < total:  # at the last step: finish (the outputs) rather than requeue
                 return stop(int(reason.item()), watch, folder, step, ranks)
             if step >= total or step % order.steps_per_epoch == 0:
                 break
