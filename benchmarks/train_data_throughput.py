@@ -11,6 +11,7 @@ The synthetic figures are plots, bar charts and noisy "micrograph" panels of 600
 reads that way) in rounds that alternate the two layouts (other jobs' load hits both alike); the first images of
 every round are a warm-up and not counted. Both layouts were just written, so both sit in the page cache: this
 measures the CPU cost of the containers, not a cold parallel file system (where one open per loose file costs more).
+Keep a few hundred images per shard (the default: 300): tiny shards fit HDF5's chunk cache and flatter the HDF5 side.
 
     python benchmarks/train_data_throughput.py [--images 1200] [--shards 4] [--measure 600] [--workers 2]
 """

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldrt_hpc.train.config import LoraSettings  # noqa: E402
-from ldrt_hpc.train.models import LANGUAGE_MODEL, PROJECTOR, VISION_TOWER, build_debug  # noqa: E402
+from ldrt_hpc.train.models import PROJECTOR, VISION_TOWER, build_debug  # noqa: E402
 from ldrt_hpc.train.recipe import attention_kernel, lora_pattern  # noqa: E402
 
 LLAMA_SHAPES = {

@@ -45,7 +45,8 @@ class StopWatch:
         """Inside a submitit job, hand over to submitit's own USR2 handler (it calls the task's `checkpoint` and
         requeues the job); False when there is none (torchrun from a static script: the script requeues)."""
         handler = self.previous.get(signal.SIGUSR2)
-        if not callable(handler) or getattr(handler, "__module__", "").startswith("signal"):
+        owner = type(getattr(handler, "__self__", None)).__module__  # submitit's SignalHandler method, or not
+        if not callable(handler) or not owner.startswith("submitit"):
             return False
         handler(signal.SIGUSR2, None)
         return True
