@@ -3,6 +3,9 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 CLUSTER ?= local
 DEMO_CONFIG ?= configs/demo.yaml
+TRAIN_CONFIG ?= configs/train/demo.yaml
+# training runs as one job of 2 ranks: on this machine by default (a Slurm profile also works: TRAIN_CLUSTER=localslurm)
+TRAIN_CLUSTER ?= local
 STAMP := .make
 export OMP_NUM_THREADS ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -43,6 +46,10 @@ demo: setup
 	done
 	$(PYTHON) -m ldrt_hpc.cli export figures work/demo/figures-export --config $(DEMO_CONFIG)
 	$(PYTHON) -m ldrt_hpc.cli export llava work/demo/llava --config $(DEMO_CONFIG)
+	@# fine-tuning: the smol flavour, align + LoRA, 2 CPU ranks with DeepSpeed ZeRO-3 (DeepSpeed JIT-compiles a
+	@# communication op on its first launch, ~1 min, cached in TORCH_EXTENSIONS_DIR)
+	LDRT_ALLOW_LOCAL=1 TORCH_EXTENSIONS_DIR=$${TORCH_EXTENSIONS_DIR:-$$HOME/.cache/torch_extensions} \
+	  $(PYTHON) -m ldrt_hpc.cli train --config $(TRAIN_CONFIG) --cluster $(TRAIN_CLUSTER) --wait
 
 bench-preprocess: setup
 	$(PYTHON) benchmarks/preprocess_throughput.py

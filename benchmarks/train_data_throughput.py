@@ -193,7 +193,7 @@ def loader_rate(refs: list, order: np.ndarray, workers: int) -> float:
 
     loader = torch.utils.data.DataLoader(_Images(refs), batch_size=8, sampler=order.tolist(), num_workers=workers)
     batches = iter(loader)
-    for _ in range(2 * workers):  # every worker started and warm
+    for _ in range(min(2 * workers, len(loader) - 1)):  # every worker started and warm
         next(batches)
     started, count = time.perf_counter(), 0
     for batch in batches:

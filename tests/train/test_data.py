@@ -106,3 +106,20 @@ def test_the_pipeline_shards_are_read_directly_with_the_export_split(qa_work_dir
         assert loader.png(*example.image) == (tmp_path / "llava" / entry["image"]).read_bytes()
     row = InstructionDataset(examples, debug_llava.processor, 2048)[0]
     assert learned_text(row, debug_llava.processor.tokenizer).startswith(examples[0].turns[1][1][:20])
+
+
+def test_forked_workers_open_the_shards_themselves(qa_work_dir, debug_llava):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ldrt_hpc.train.data import from_shards
+
+    examples = from_shards(qa_work_dir, eval_share=0.25, seed=0)
+    dataset = InstructionDataset(examples, debug_llava.processor, 2048)
+    dataset[0]  # the parent opens a handle first: the workers must not reuse it
+    pad = debug_llava.processor.tokenizer.pad_token_id
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=lambda rows: collate(rows, pad),
+                        multiprocessing_context="fork")
+    batches = list(loader)
+    assert sum(len(b["input_ids"]) for b in batches) == len(examples)
+    assert all(torch.isfinite(b["pixel_values"]).all() for b in batches)
