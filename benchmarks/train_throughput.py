@@ -194,14 +194,13 @@ def timed_steps(model, optimizer, inputs: dict, steps: int, device) -> float:
 
 
 def peak_tflops(device, override: float | None) -> tuple[float | None, str]:
-    if override:
-        return override * 1e12, "--peak-tflops"
-    if device.type != "cuda":
-        return None, "CPU"
+    """(peak dense bf16 FLOP/s or None, the device's name)."""
     import torch
 
-    name = torch.cuda.get_device_name(device)
-    return next(((peak, name) for key, peak in PEAK_BF16 if key in name), (None, name))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    if override:
+        return override * 1e12, f"{name}, peak {override:g} TFLOP/s from --peak-tflops"
+    return next((peak for key, peak in PEAK_BF16 if key in name and device.type == "cuda"), None), name
 
 
 def peak_memory_gib(device) -> float:

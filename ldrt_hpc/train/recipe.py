@@ -225,47 +225,63 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks, watch: StopWatch) -> dict[str, Any]:
-    import deepspeed
+    """One phase on this rank: build, resume, train to the end (then write the outputs) or to a stop."""
     import torch
-    import torch.distributed as dist
 
-    phase = cfg.phase(phase_name)
-    folder = cfg.output_dir / phase_name
-    ckpt_dir = folder / "checkpoints"
+    phase, folder = cfg.phase(phase_name), cfg.output_dir / phase_name
     attention = attention_kernel(cfg.model.attention)
     torch.manual_seed(cfg.seed)
     model, processor, groups = prepare(cfg, phase_name, attention)
     examples = load_examples(cfg.data)
-    accumulation = accumulation_steps(phase, ranks.world)
-    order = BatchOrder(tuple(e.length_hint for e in examples), phase.per_device_batch_size, ranks.world,
-                       accumulation, cfg.seed, cfg.data.group_by_length)
-    if order.steps_per_epoch == 0:
-        raise ValueError(f"{len(examples)} training samples do not fill one optimizer step of "
-                         f"{phase.global_batch_size} samples")
-    total = phase.max_steps or max(1, int(order.steps_per_epoch * phase.epochs))
+    order, total = schedule(cfg, phase, examples, ranks)
     trainable = sum(p.numel() for group in groups for p in group["params"])  # before ZeRO-3 partitions them
-    optimizer = torch.optim.AdamW(groups, weight_decay=phase.weight_decay, betas=(0.9, 0.999))
-    factor = cosine_with_warmup(total, phase.warmup_ratio)
-    engine, _, _, scheduler = deepspeed.initialize(
-        model=model, optimizer=optimizer, config=deepspeed_config(cfg, phase, ranks.world),
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor))
-    step = resume(engine, ckpt_dir, ranks)
+    engine = make_engine(cfg, phase, model, groups, total, ranks)
+    step = resume(engine, folder / "checkpoints", ranks)
     if ranks.rank == 0:
         log.info("%s: %d samples, %d steps (%d per epoch), global batch %d = %d per device x %d ranks x %d "
                  "accumulation, %s attention, %s, %d parameters (%d trainable), resuming at step %d",
                  phase_name, len(examples), total, order.steps_per_epoch, phase.global_batch_size,
-                 phase.per_device_batch_size, ranks.world, accumulation, attention, cfg.precision,
+                 phase.per_device_batch_size, ranks.world, order.accumulation, attention, cfg.precision,
                  parameter_count(model), trainable, step)
+        (folder / REQUEUE_FILE).unlink(missing_ok=True)
     dataset = InstructionDataset(examples, processor, cfg.data.max_length)
     trainlog = TrainLog(folder / "train_log.csv", [g["name"] for g in groups], enabled=ranks.rank == 0, resume_at=step)
-    if ranks.rank == 0:
-        (folder / REQUEUE_FILE).unlink(missing_ok=True)
-    stopped = loop(engine, dataset, order, processor.tokenizer.pad_token_id, cfg, step, total, accumulation, ranks,
-                   trainlog, watch, folder)
+    stopped = loop(engine, dataset, order, processor.tokenizer.pad_token_id, cfg, step, total, ranks, trainlog, watch,
+                   folder)
     if stopped:
-        return {"stopped": stopped, "step": read_step(ckpt_dir)}
-    outputs = save_outputs(engine, cfg, phase_name, processor, ranks)
-    result = {"stopped": None, "steps": total, **outputs}
+        return {"stopped": stopped, "step": read_step(folder / "checkpoints")}
+    return finish(engine, cfg, phase_name, processor, ranks, trainlog, total)
+
+
+def schedule(cfg: TrainConfig, phase: PhaseConfig, examples, ranks: Ranks) -> tuple[BatchOrder, int]:
+    """The batch order and the number of optimizer steps of a phase."""
+    order = BatchOrder(tuple(e.length_hint for e in examples), phase.per_device_batch_size, ranks.world,
+                       accumulation_steps(phase, ranks.world), cfg.seed, cfg.data.group_by_length)
+    if order.steps_per_epoch == 0:
+        raise ValueError(f"{len(examples)} training samples do not fill one optimizer step of "
+                         f"{phase.global_batch_size} samples")
+    return order, phase.max_steps or max(1, int(order.steps_per_epoch * phase.epochs))
+
+
+def make_engine(cfg: TrainConfig, phase: PhaseConfig, model, groups, total: int, ranks: Ranks):
+    """DeepSpeed around the recipe's own AdamW (its lr groups intact) and warm-up + cosine schedule."""
+    import deepspeed
+    import torch
+
+    optimizer = torch.optim.AdamW(groups, weight_decay=phase.weight_decay, betas=(0.9, 0.999))
+    factor = cosine_with_warmup(total, phase.warmup_ratio)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, config=deepspeed_config(cfg, phase, ranks.world),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor))
+    return engine
+
+
+def finish(engine, cfg: TrainConfig, phase_name: str, processor, ranks: Ranks, trainlog: TrainLog, total: int):
+    """The phase's outputs, its plot and its DONE file (the phase is then skipped by every later start)."""
+    import torch.distributed as dist
+
+    folder = cfg.output_dir / phase_name
+    result = {"stopped": None, "steps": total, **save_outputs(engine, cfg, phase_name, processor, ranks)}
     if ranks.rank == 0:
         trainlog.plot(folder / "loss.png")
         (folder / DONE).write_text(json.dumps(result, indent=1) + "\n")
@@ -305,7 +321,7 @@ def save_checkpoint(engine, ckpt_dir: Path, step: int, ranks: Ranks, keep: int) 
     return target
 
 
-def loop(engine, dataset, order, pad_id, cfg, step, total, accumulation, ranks, trainlog, watch, folder):
+def loop(engine, dataset, order, pad_id, cfg, step, total, ranks, trainlog, watch, folder):
     """Optimizer steps from `step` to `total`; returns None, or why it stopped early (after a checkpoint)."""
     import torch
     import torch.distributed as dist
@@ -315,7 +331,8 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, accumulation, ranks, 
     signal_at = int(os.environ.get("LDRT_TRAIN_SIGNAL_AT_STEP", "0"))  # tests: USR2 to rank 0 after this step
     while step < total:
         epoch, in_epoch = divmod(step, order.steps_per_epoch)
-        batches = DataLoader(dataset, batch_sampler=list(order.micro_batches(epoch, ranks.rank, in_epoch * accumulation)),
+        micro_batches = list(order.micro_batches(epoch, ranks.rank, in_epoch * order.accumulation))
+        batches = DataLoader(dataset, batch_sampler=micro_batches,
                              collate_fn=lambda rows: collate(rows, pad_id), num_workers=cfg.data.num_workers,
                              # its own generator: a loader started mid-epoch (a resume) must not draw from the
                              # global RNG, or LoRA dropout masks would differ from the uninterrupted run
@@ -327,7 +344,7 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, accumulation, ranks, 
             lrs = engine.get_lr()  # the rates this optimizer step uses (step() moves the schedule on)
             engine.step()
             meter.add(loss.item(), int(batch["attention_mask"].sum()), len(batch["input_ids"]))
-            if micro % accumulation:
+            if micro % order.accumulation:
                 continue
             step += 1
             trainlog.record(step, meter, lrs, ranks) if step % cfg.log_every == 0 else meter.reset()
