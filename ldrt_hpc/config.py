@@ -397,6 +397,72 @@ class LLMConfig(Strict):
     """vLLM tensor parallelism (None: all GPUs of the node)."""
 
 
+class EvalModel(Strict):
+    """One model the `answer` stage asks: a Hugging Face LLaVA folder (a base model or a merged fine-tune)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    """Short name used in the shards and tables, e.g. 'llava-v1.5-13b' or 'ours-v1.5'."""
+    path: Path
+    """The model folder (`ldrt-hpc train` writes OUT/base-model and OUT/finetune/merged)."""
+    base: str | None = None
+    """For a fine-tuned model: the name of its base model (Table 1 pairs them; paired tests)."""
+
+
+class AnswerConfig(Strict):
+    """The `answer` stage: every eval item answered by every model (same image, same question)."""
+
+    models: list[EvalModel] = Field(default_factory=list)
+    """The models to evaluate, base and fine-tuned."""
+    temperature: float = Field(0.2, ge=0)
+    """Sampling temperature (the paper: 0.2)."""
+    max_new_tokens: int = Field(1024, ge=1)
+    """Longest answer; an answer cut there is marked truncated."""
+    batch_size: int = Field(8, ge=1)
+    """Items generated together (one left-padded batch)."""
+    eval_share: float = Field(0.03, ge=0, lt=1)
+    """Share of papers in the eval set: the same split as `export llava` and training."""
+    split_seed: int = 0
+    """Seed of the paper split."""
+    seed: int = 0
+    """Sampling seed."""
+    attention: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    """Attention kernel ('auto': FlashAttention-2 when importable with a GPU, else SDPA)."""
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, value: list[EvalModel]) -> list[EvalModel]:
+        names = [m.name for m in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique: {names}")
+        return value
+
+
+class JudgeModel(LLMConfig):
+    """One judge: an LLM backend (a 70B model by local path in the paper; the embedded model in the demo)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    """Short name used in the shards and tables, e.g. 'qwen2-72b'."""
+
+
+class JudgeConfig(Strict):
+    """The `judge` stage: every answer scored by every judge."""
+
+    judges: list[JudgeModel] = Field(default_factory=list)
+    """The judges (Qwen2-72B-Instruct and Llama-3.1-70B-Instruct in the paper)."""
+    protocols: list[Literal["review", "single"]] = Field(default_factory=lambda: ["review", "single"])
+    """'review': LLaVA's two-answer review against the reference; 'single': one 0-10 score (the paper's Table 1)."""
+    both_orders: bool = True
+    """Review protocol: judge each pair in both orders (position bias; the score is the mean, flips are counted)."""
+    retries: int = Field(1, ge=0)
+    """A reply whose scores cannot be parsed is asked again this many times, then recorded as missing."""
+    temperature: float = Field(0.0, ge=0)
+    """Judge sampling temperature (0: greedy)."""
+    max_tokens: int = Field(512, ge=8)
+    """Longest judge reply."""
+    prompts: Path = SHIPPED / "judges" / "judge.yaml"
+    """The judge prompts (system prompt, review rule, single-score rule)."""
+
+
 class SynthConfig(Strict):
     """The generated demo corpus: `ldrt-hpc synth-corpus --config FILE` writes it to stages.ingest.input_dir."""
 
@@ -425,6 +491,10 @@ class StagesConfig(Strict):
     """Settings of the `context` stage."""
     qa: QAConfig = Field(default_factory=QAConfig)
     """Settings of the `qa` stage."""
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    """Settings of the `answer` stage."""
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    """Settings of the `judge` stage."""
 
 
 class PipelineConfig(Strict):
@@ -534,6 +604,8 @@ def _resolve_paths(data: Any, base: Path) -> Any:
         return data.model_copy(update=updates)
     if isinstance(data, Path):
         return data if data.is_absolute() else (base / data).resolve()
+    if isinstance(data, list):
+        return [_resolve_paths(item, base) for item in data]
     return data
 
 

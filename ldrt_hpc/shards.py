@@ -116,6 +116,15 @@ def read_jsonl_log(path: Path) -> list:
     return records
 
 
+def append_jsonl_log(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    """Append records (one line each) to a resume log and fsync: they survive a killed task."""
+    with open(path, "a") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -146,8 +155,12 @@ class _TableWriter:
             else:
                 sub = group.create_group(name)
                 sub.attrs["kind"] = kind
+                # bytes (PNG crops) are compressed already: gzip would gain ~2 % and cost a chunk inflate per
+                # random read (training reads images in shuffled order: ~5 ms vs ~0.5 ms per image)
+                values_filters = dict(fletcher32=True) if kind == "bytes" else filters
                 sub.create_dataset(
-                    "values", shape=(0,), maxshape=(None,), dtype=_RAGGED[kind], chunks=(_VALUES_CHUNK,), **filters
+                    "values", shape=(0,), maxshape=(None,), dtype=_RAGGED[kind], chunks=(_VALUES_CHUNK,),
+                    **values_filters
                 )
                 offsets = sub.create_dataset(
                     "offsets", shape=(1,), maxshape=(None,), dtype=np.int64, chunks=(_CHUNK,), **filters

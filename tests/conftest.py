@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -114,3 +115,29 @@ def run_inline(cfg, stage: str) -> list[dict]:
 def model_cache(tmp_path_factory) -> Path:
     """One folder for the converted embedded model per test session (the conversion takes ~30 s)."""
     return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def qa_pipeline(tmp_path_factory, synth_pdfs):
+    """The pipeline up to `qa` on the generated corpus (2 shards), answers from a scripted OpenAI endpoint."""
+    from ldrt_hpc.config import LLMConfig, load_pipeline
+    from tests.llm_server import ScriptedChatServer
+
+    folder = tmp_path_factory.mktemp("qa")
+    cfg = load_pipeline(write_config(folder, synth_pdfs, num_shards=2), base=REPO)
+    for stage in ("ingest", "convert", "figures", "filter", "context"):
+        run_inline(cfg, stage)
+    description = ("The image shows surviving fractions of A549 cells after single doses between 0 and 2 Gy; the "
+                   "curve falls slowly below 0.5 Gy and faster above it, the experimental results of the study.")
+    reasoning = json.dumps({"question": "Why could the response flatten below 0.5 Gy?",
+                            "answer": "Low doses may trigger adaptive DNA repair and antioxidant defences, so fewer "
+                                      "cells die than a linear model predicts at these doses."})
+    with ScriptedChatServer([description, reasoning] * 500) as server:
+        llm = LLMConfig(backend="openai", model="scripted", base_url=server.base_url, batch_size=1)
+        run_inline(cfg.model_copy(update={"llm": llm}), "qa")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def qa_work_dir(qa_pipeline) -> Path:
+    return qa_pipeline.work_dir

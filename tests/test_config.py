@@ -41,6 +41,10 @@ def test_every_config_loads(path):
         from ldrt_hpc.config import load_keywords
 
         assert len(load_keywords(path)) >= 1
+    elif path.parent.name == "judges":
+        from ldrt_hpc.evaluate.judging import JudgePrompts, load_judge_prompts
+
+        assert isinstance(load_judge_prompts(path), JudgePrompts)
     elif path.parent.name == "train":
         from ldrt_hpc.train.config import TrainConfig, load_train
 
@@ -63,8 +67,12 @@ def test_every_field_has_a_doc():
 def _train_models():
     from ldrt_hpc.train import config as train
 
+    from ldrt_hpc import config
+    from ldrt_hpc.evaluate import judging
+
     return (train.ModelConfig, train.DataConfig, train.LoraSettings, train.PhaseConfig, train.CheckpointConfig,
-            train.TrainConfig)
+            train.TrainConfig, config.EvalModel, config.AnswerConfig, config.JudgeModel, config.JudgeConfig,
+            judging.JudgePrompts, judging.ReviewPrompt, judging.SinglePrompt)
 
 
 def _write(tmp_path, text):

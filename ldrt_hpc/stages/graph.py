@@ -96,4 +96,9 @@ GRAPH = StageGraph([
               reads=("convert", "figures", "filter")),
     StageNode("qa", "qa", "LLM-written detailed descriptions and complex-reasoning Q&A per kept figure", "gpu",
               reads=("context",)),
+    # the eval split is by paper over all qa shards: shard i answers the eval items of qa shard i
+    StageNode("answer", "answer", "every eval item answered by every model (base and fine-tuned LLaVA)", "gpu",
+              reads=("qa", "figures")),
+    StageNode("judge", "judge", "every answer scored by every LLM judge (LLaVA review in both orders, 0-10 score)",
+              "gpu", reads=("answer", "context")),
 ])

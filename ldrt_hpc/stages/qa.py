@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from ..errors import BackendUnavailable
 from ..instruct.generate import SampleWriter
 from ..instruct.prompts import load_prompts
 from ..llm import make_backend
-from ..shards import Schema, read_jsonl_log
+from ..shards import Schema, append_jsonl_log, read_jsonl_log
 from . import Shard
 
 SCHEMA = Schema(
@@ -45,12 +44,8 @@ def _progress_path(shard: Shard, cfg: PipelineConfig) -> Path:
 
 
 def _save(progress: Path, samples: dict[int, list[dict]]) -> None:
-    """Append finished figures (one line each) and fsync: they survive a killed task."""
-    with open(progress, "a") as handle:
-        for figure_index, items in samples.items():
-            handle.write(json.dumps({"figure_index": figure_index, "records": items}) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append finished figures (one line each): they survive a killed task."""
+    append_jsonl_log(progress, [{"figure_index": index, "records": items} for index, items in samples.items()])
 
 
 def preflight(cfg: PipelineConfig) -> None:

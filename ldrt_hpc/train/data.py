@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import layout
 from .config import DataConfig
-from .models import IMAGE_TOKEN
+from .models import IMAGE_TOKEN, render_chat
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -140,15 +140,15 @@ class InstructionDataset:
         return encode(example, self.images(example.image), self.processor, self.max_length)
 
 
-def _pieces(example: Example, tokenizer) -> list[tuple[str, bool]]:
+def _pieces(example: Example, processor) -> list[tuple[str, bool]]:
     """The chat-templated text cut into (piece, learned) parts: each assistant reply is learned, the rest not."""
     messages = [{"role": role, "content": text} for role, text in example.turns]
     pieces, done = [], ""
     for end, (role, _) in enumerate(example.turns, start=1):
         if role != "assistant":
             continue
-        prompt = tokenizer.apply_chat_template(messages[: end - 1], add_generation_prompt=True, tokenize=False)
-        full = tokenizer.apply_chat_template(messages[:end], tokenize=False)
+        prompt = render_chat(processor, messages[: end - 1], add_generation_prompt=True)
+        full = render_chat(processor, messages[:end])
         if not (prompt.startswith(done) and full.startswith(prompt)):
             raise ValueError("the model's chat template does not extend a conversation by appending text: "
                              f"cannot mask the prompt of sample {example.sample_id}")
@@ -163,7 +163,7 @@ def encode(example: Example, image, processor, max_length: int) -> dict[str, Any
     ids: list[int] = []
     labels: list[int] = []
     extra: dict[str, Any] = {}
-    for number, (piece, learned) in enumerate(_pieces(example, tokenizer)):
+    for number, (piece, learned) in enumerate(_pieces(example, processor)):
         if number == 0:  # the first prompt holds <image>: the processor expands it to the image's tokens
             batch = processor(text=[piece], images=[image], return_tensors="pt")
             piece_ids = batch["input_ids"][0].tolist()

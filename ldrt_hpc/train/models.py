@@ -43,6 +43,25 @@ class Loaded:
     """Where it came from: 'flavour:debug', or the checkpoint path."""
 
 
+def render_chat(processor, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """A conversation as the model's prompt text, `<image>` where the image goes. The tokenizer's chat template
+    when it has one (the flavours, most chat LMs); otherwise the processor's (llava-hf checkpoints keep theirs
+    there and want typed content: an image item, then the text)."""
+    tokenizer = processor.tokenizer
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+    if not getattr(processor, "chat_template", None):
+        raise ValueError("neither the tokenizer nor the processor of this model has a chat template")
+    typed = []
+    for message in messages:
+        text = message["content"]
+        content = [{"type": "text", "text": text.replace(IMAGE_TOKEN, "").lstrip("\n")}]
+        if IMAGE_TOKEN in text:
+            content.insert(0, {"type": "image"})
+        typed.append({"role": message["role"], "content": content})
+    return processor.apply_chat_template(typed, add_generation_prompt=add_generation_prompt, tokenize=False)
+
+
 def model_class(kind: Kind):
     from transformers import LlavaForConditionalGeneration, LlavaNextForConditionalGeneration
 

@@ -63,7 +63,9 @@ class TrainLog:
         import torch
         import torch.distributed as dist
 
-        totals = torch.tensor([sum(meter.losses), len(meter.losses), meter.tokens, meter.samples], dtype=torch.float64)
+        device = "cuda" if torch.cuda.is_available() else "cpu"  # NCCL reduces only GPU tensors
+        totals = torch.tensor([sum(meter.losses), len(meter.losses), meter.tokens, meter.samples], dtype=torch.float64,
+                              device=device)
         dist.all_reduce(totals)
         seconds = time.perf_counter() - meter.started
         if self.enabled:

@@ -1,0 +1,1 @@
+"""Analysis of the evaluation: Table 1 statistics, hallucination metrics, the report."""

@@ -1,0 +1,1 @@
+"""Evaluation: answers of base and fine-tuned models, LLM judges, scores."""

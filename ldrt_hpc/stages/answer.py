@@ -1,0 +1,113 @@
+"""`answer`: every eval item of a shard answered by every configured model (base and fine-tuned LLaVA), with the
+same image and question. A GPU array stage; resumable per model and item (WORK/answer/_state/shard-N/); each
+answer carries its model, generation settings, token counts, finish reason (truncated or not) and seconds.
+
+The eval items are the kept `qa` samples of the eval papers: the same 97/3 paper split as `export llava` and
+training. The domain code is ldrt_hpc/evaluate/; this module only drives it over one shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import Any
+
+from tqdm import tqdm
+
+from ..config import AnswerConfig, EvalModel, PipelineConfig
+from ..errors import ConfigError
+from ..shards import Schema, append_jsonl_log, read_jsonl_log
+from . import Shard
+
+SCHEMA = Schema(
+    version=1,
+    fields={
+        "sample_id": "str", "paper_id": "str", "task": "str", "figure_index": "int64", "model": "str",
+        "model_path": "str", "question": "str", "reference": "str", "answer": "str", "prompt_tokens": "int64",
+        "completion_tokens": "int64", "finish_reason": "str", "truncated": "bool", "seconds": "float64",
+        "settings": "str",
+    },
+)
+
+
+def eval_items(shard: Shard, cfg: PipelineConfig) -> list[dict[str, Any]]:
+    """The kept qa samples of this shard whose paper is in the eval set."""
+    from ..instruct.split import kept_samples, split_samples
+
+    settings = cfg.stages.answer
+    _, _, eval_papers = split_samples(kept_samples(cfg.work_dir), settings.eval_share, settings.split_seed)
+    with shard.read("qa") as reader:
+        return [r for r in reader if r["kept"] and r["paper_id"] in eval_papers]
+
+
+def generation_settings(settings: AnswerConfig) -> dict[str, Any]:
+    """What shapes an answer (stored with it; another value starts the model's answers afresh)."""
+    return {"temperature": settings.temperature, "max_new_tokens": settings.max_new_tokens, "seed": settings.seed}
+
+
+def _progress_path(shard: Shard, settings: AnswerConfig, model: EvalModel):
+    key = json.dumps({"model": [model.name, str(model.path)], **generation_settings(settings)}, sort_keys=True)
+    return shard.state_dir / f"answers-{model.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+
+
+def preflight(cfg: PipelineConfig) -> None:
+    """Before submitting: models are configured and their folders exist."""
+    models = cfg.stages.answer.models
+    if not models:
+        raise ConfigError(f"{cfg._source or 'the pipeline config'}: stages.answer.models is empty: name the models to "
+                          "evaluate (a base model folder and the fine-tuned merged model)")
+    missing = [f"{m.name}: {m.path}" for m in models if not (m.path / "config.json").is_file()]
+    if missing:
+        raise ConfigError(f"model folders without config.json: {'; '.join(missing)}")
+
+
+def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
+    settings = cfg.stages.answer
+    preflight(cfg)
+    items = eval_items(shard, cfg)
+    answers: dict[str, dict[str, dict]] = {}
+    generated = 0
+    for model in settings.models:
+        progress = _progress_path(shard, settings, model)
+        done = {r["sample_id"]: r for r in read_jsonl_log(progress)}
+        todo = [item for item in items if item["sample_id"] not in done]
+        if todo:
+            generated += _answer_all(shard, settings, model, todo, progress, done)
+        answers[model.name] = done
+    for model in settings.models:
+        for item in items:
+            shard.write(answers[model.name][item["sample_id"]])
+    truncated = sum(r["truncated"] for done in answers.values() for r in done.values())
+    return {"items": len(items), "models": len(settings.models), "generated": generated, "truncated": truncated}
+
+
+def _answer_all(shard: Shard, settings: AnswerConfig, model: EvalModel, todo: list[dict], progress, done: dict) -> int:
+    """Answer `todo` with one model, saving each finished batch (a killed task resumes after it)."""
+    from PIL import Image
+
+    from ..evaluate.vlm import LlavaAnswerer
+
+    answerer = LlavaAnswerer(model.path, settings.attention)
+    stored = json.dumps(generation_settings(settings), sort_keys=True)
+    with shard.read("figures") as figures:
+        for start in tqdm(range(0, len(todo), settings.batch_size), desc=f"answer {shard.index} {model.name}",
+                          unit="batch", mininterval=5):
+            batch = todo[start : start + settings.batch_size]
+            images = [Image.open(io.BytesIO(figures.fields(i["figure_index"], ["png"])["png"])).convert("RGB")
+                      for i in batch]
+            replies = answerer.answer(list(zip(images, [i["question"] for i in batch])), settings.temperature,
+                                      settings.max_new_tokens, settings.seed + start)
+            records = {i["sample_id"]: _record(i, model, reply, stored) for i, reply in zip(batch, replies)}
+            append_jsonl_log(progress, list(records.values()))
+            done.update(records)
+    return len(todo)
+
+
+def _record(item: dict, model: EvalModel, reply, settings: str) -> dict[str, Any]:
+    return {"sample_id": item["sample_id"], "paper_id": item["paper_id"], "task": item["task"],
+            "figure_index": item["figure_index"], "model": model.name, "model_path": str(model.path),
+            "question": item["question"], "reference": item["answer"], "answer": reply.text,
+            "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+            "finish_reason": reply.finish_reason, "truncated": reply.finish_reason == "length",
+            "seconds": reply.seconds, "settings": settings}
