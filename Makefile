@@ -36,6 +36,7 @@ test: setup slurm
 
 # the stage graph (ldrt_hpc/stages/graph.py) gives the order; the demo starts from PDFs on disk
 DEMO_STAGES = $(shell $(PYTHON) -m ldrt_hpc.cli stages --from ingest --to qa --names)
+EVAL_STAGES = $(shell $(PYTHON) -m ldrt_hpc.cli stages --from answer --to judge --names)
 
 # the demo runs on this machine on purpose: no "local profile on a login node" warning
 demo: setup
@@ -50,6 +51,12 @@ demo: setup
 	@# communication op on its first launch, ~1 min, cached in TORCH_EXTENSIONS_DIR)
 	LDRT_ALLOW_LOCAL=1 TORCH_EXTENSIONS_DIR=$${TORCH_EXTENSIONS_DIR:-$$HOME/.cache/torch_extensions} \
 	  $(PYTHON) -m ldrt_hpc.cli train --config $(TRAIN_CONFIG) --cluster $(TRAIN_CLUSTER) --wait
+	@# evaluation: base and fine-tuned smol models answer the eval items, the embedded model judges, Table 1
+	@for stage in $(EVAL_STAGES); do \
+	  LDRT_ALLOW_LOCAL=1 $(PYTHON) -m ldrt_hpc.cli run $$stage --config $(DEMO_CONFIG) --cluster $(CLUSTER) --wait || exit 1; \
+	  $(PYTHON) -m ldrt_hpc.cli verify $$stage --config $(DEMO_CONFIG) || exit 1; \
+	done
+	$(PYTHON) -m ldrt_hpc.cli report table1 --config $(DEMO_CONFIG)
 
 bench-preprocess: setup
 	$(PYTHON) benchmarks/preprocess_throughput.py

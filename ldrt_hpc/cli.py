@@ -354,6 +354,17 @@ def cmd_train(args) -> int:
     return 0 if not summary.get("stopped") else 3
 
 
+def cmd_report(args) -> int:
+    """Tables and figures of the evaluation, from the stage shards."""
+    from .analysis.results import write_table1
+
+    cfg = _config(args)
+    out_dir = Path(args.out) if args.out else cfg.work_dir / "report"
+    for path in write_table1(cfg, out_dir, seed=args.seed, resamples=args.resamples):
+        print(path)
+    return 0
+
+
 def cmd_stages(args) -> int:
     """The stage graph: every stage in pipeline order, or the names from --from to --to (for scripts)."""
     from .stages.graph import GRAPH
@@ -427,6 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait for the job and print its summary")
     _resource_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("report", help="`table1`: judge scores per judge x model x task (CSV, Markdown, LaTeX)")
+    p.add_argument("what", choices=["table1"], help="what to write")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
+    p.add_argument("--out", help="output folder (default WORK/report)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("stages", help="the stage graph: stages in pipeline order, what each reads and plans from")
     p.add_argument("--from", dest="first", help="first stage of the range (--names)")

@@ -17,6 +17,11 @@ class ScriptedChatServer:
         self.faults: deque[str] = deque()
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.failing: set[int] = set()
+
+    def fail_requests(self, *numbers: int) -> None:
+        """Answer these requests (1-based, counted from the start) with a 500: a failure at a known point."""
+        self.failing.update(numbers)
 
     def inject(self, *faults: str) -> None:
         self.faults.extend(faults)
@@ -24,6 +29,8 @@ class ScriptedChatServer:
     def _next(self) -> tuple[int, dict, dict[str, str]]:
         """The next answer: (status, JSON body, extra headers)."""
         with self.lock:
+            if len(self.requests) in self.failing:
+                return 500, {"error": {"message": f"injected failure of request {len(self.requests)}"}}, {}
             if self.faults:
                 fault = self.faults.popleft()
                 if fault == "malformed":

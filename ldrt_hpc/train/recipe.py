@@ -122,6 +122,33 @@ def base_model_dir(cfg: TrainConfig) -> Path:
     return cfg.model.path or cfg.output_dir / "base-model"
 
 
+RUN_FILE = "run.json"
+NOT_SHAPING = {"resources": True, "resource_class": True, "checkpoint": True, "log_every": True,
+               "data": {"num_workers"}}
+"""Settings that do not change what is learned: a restart may change them (more time, another site)."""
+
+
+def check_same_run(cfg: TrainConfig, ranks: Ranks) -> None:
+    """An output folder belongs to one run: a start whose model, data or recipe differ from those the folder was
+    started with is refused (resuming it would mix two runs, or skip phases that were DONE with other settings)."""
+    import torch.distributed as dist
+
+    from ..config import to_plain
+
+    shaping = cfg.model_dump(mode="json", exclude=NOT_SHAPING)
+    path = cfg.output_dir / RUN_FILE
+    # every rank checks (a rank that raised alone would leave the others waiting in a collective)
+    if path.is_file() and json.loads(path.read_text())["settings"] != shaping:
+        old = json.loads(path.read_text())["settings"]
+        changed = sorted(k for k in set(old) | set(shaping) if old.get(k) != shaping.get(k))
+        raise ValueError(f"{cfg.output_dir} holds a training run with other settings ({', '.join(changed)} "
+                         "differ): choose a new output_dir, or remove the folder to start over")
+    dist.barrier()
+    if ranks.rank == 0 and not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"settings": shaping, "config": to_plain(cfg)}, indent=1) + "\n")
+
+
 def save_flavour(cfg: TrainConfig, ranks: Ranks) -> None:
     import torch.distributed as dist
 
@@ -206,6 +233,7 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
     cfg = load_train(config_path)
     ranks = init_distributed()
+    check_same_run(cfg, ranks)
     save_flavour(cfg, ranks)
     # once per process: a second StopWatch would take the first one's handler for submitit's
     watch = StopWatch(cfg.checkpoint.stop_before_limit_s)

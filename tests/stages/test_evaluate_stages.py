@@ -105,3 +105,53 @@ def test_a_rerun_judges_nothing_again(evaluated):
         answer_marker = run_shard(freeze(moved), "answer", 0, force=True)
         assert server.requests == [] and marker["stats"]["judged_now"] == 0
     assert answer_marker["stats"]["generated"] == 0
+
+
+def test_table1_from_the_judge_shards(evaluated, tmp_path):
+    from ldrt_hpc.analysis.results import write_table1
+    from ldrt_hpc.analysis.table1 import read_csv
+
+    cfg, _, _, _ = evaluated
+    written = write_table1(cfg, tmp_path, resamples=50)
+    assert sorted(p.name for p in written) == sorted(f"table1-{p}.{s}" for p in ("review", "single")
+                                                     for s in ("csv", "md", "tex"))
+    rows = {(r["model"], r["column"]): r for r in read_csv(tmp_path / "table1-single.csv")}
+    judged = [j for j in iter_stage(stage_dir(cfg, "judge"), [0, 1]) if j["protocol"] == "single"]
+    base = [j["score"] for j in judged if j["model"] == "base" and not math.isnan(j["score"])]
+    assert rows[("base", "overall")]["n"] == len(base)
+    assert rows[("base", "overall")]["mean"] == pytest.approx(sum(base) / len(base))
+    assert rows[("base", "overall")]["parse_failures"] == 1  # the 2nd answer's single score is missing
+    assert "| scripted |" in (tmp_path / "table1-single.md").read_text()
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(900)
+def test_answer_and_judge_arrays_on_slurm_resume_without_asking_again(slurm, evaluated, tmp_path):
+    """On the local Slurm cluster: `answer` gives the inline run's answers (same seed); a `judge` task fails at its
+    4th request, the rerun asks only what was not judged: every judgement once, plus the failed request."""
+    import shutil
+
+    from ldrt_hpc.launch import stage_status, submit, wait
+
+    cfg, _, _, _ = evaluated
+    work = tmp_path / "work"
+    shutil.copytree(cfg.work_dir, work, ignore=shutil.ignore_patterns("answer", "judge"))
+    inline = [(a["model"], a["sample_id"], a["answer"]) for a in iter_stage(stage_dir(cfg, "answer"), [0, 1])]
+    with ScriptedChatServer(["7 7\nScore: 7"]) as server:
+        server.fail_requests(4)  # the first request of an answer's review: that shard fails after saving one answer
+        judge = JudgeConfig(judges=[JudgeModel(name="slurm", backend="openai", model="m", base_url=server.base_url,
+                                               batch_size=1, max_retries=0)])
+        moved = cfg.model_copy(update={"work_dir": work, "cluster": "localslurm",
+                                       "stages": cfg.stages.model_copy(update={"judge": judge})})
+        slurm += [(moved, "answer"), (moved, "judge")]
+        submit(moved, "answer")
+        wait(moved, "answer")
+        assert [(a["model"], a["sample_id"], a["answer"]) for a in iter_stage(stage_dir(moved, "answer"), [0, 1])] \
+            == inline
+        submit(moved, "judge")
+        wait(moved, "judge")
+        assert [r.state for r in stage_status(moved, "judge")].count("failed") == 1
+        submit(moved, "judge")
+        wait(moved, "judge")
+        assert {r.state for r in stage_status(moved, "judge")} == {"done"}
+        assert len(server.requests) == len(inline) * 3 + 1

@@ -92,3 +92,18 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     path = write_train_config(tmp_path, phases=["finetune", "align"])
     with pytest.raises(ConfigError, match="phases: each phase once, align before finetune"):
         load_train(path)
+
+
+def test_an_output_folder_belongs_to_one_run(tmp_path, monkeypatch):
+    import torch.distributed as dist
+
+    from ldrt_hpc.train.recipe import Ranks, check_same_run
+
+    monkeypatch.setattr(dist, "barrier", lambda: None)
+    ranks = Ranks(0, 1, 0)
+    cfg = load_train(write_train_config(tmp_path))
+    check_same_run(cfg, ranks)
+    check_same_run(cfg.model_copy(update={"resources": {"nodes": 2}, "log_every": 5}), ranks)  # not shaping: fine
+    changed = load_train(write_train_config(tmp_path, finetune={"lr": 1.0e-3}))
+    with pytest.raises(ValueError, match=r"holds a training run with other settings \(finetune differ\)"):
+        check_same_run(changed, ranks)
