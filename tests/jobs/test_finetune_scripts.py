@@ -367,10 +367,10 @@ def test_training_job_on_local_slurm(slurm, tmp_path):
 @pytest.mark.slurm
 def test_training_job_requeued_at_its_deadline_resumes_on_local_slurm(slurm, tmp_path):
     """stop_before_limit_s longer than the job's time: the trainer stops after its first step with a checkpoint,
-    the script requeues the job (same id) and the restart resumes at step 1. Slurm holds a requeued job ~120 s
+    the script requeues the job (same id) and the restart resumes at step 1 and finishes (at the last step the
+    trainer writes its outputs instead of asking for another requeue). Slurm holds a requeued job ~120 s
     (BeginTime); the test moves that to now once it sees the requeue."""
-    tiny_training(tmp_path, stop_before_limit_s=86400)
-    (tmp_path / "train.yaml").write_text((tmp_path / "train.yaml").read_text().replace("max_steps: 2", "max_steps: 1"))
+    tiny_training(tmp_path, stop_before_limit_s=86400)  # 2 steps: requeue after step 1; the last step finishes
     job_id = submit(tmp_path)
 
     def release():

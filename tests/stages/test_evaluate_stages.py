@@ -155,3 +155,18 @@ def test_answer_and_judge_arrays_on_slurm_resume_without_asking_again(slurm, eva
         wait(moved, "judge")
         assert {r.state for r in stage_status(moved, "judge")} == {"done"}
         assert len(server.requests) == len(inline) * 3 + 1
+
+
+@pytest.mark.parametrize("stage", ["answer", "judge"])
+def test_each_array_task_is_one_gpu_node(evaluated, stage):
+    """--dry-run on Polaris (PBS Pro) and a generic Slurm site: one node with its 4 GPUs per task (a 70B judge
+    spans them); `resources: {answer: {gpus_per_node: 1}}` in the pipeline config gives one GPU per shard."""
+    from ldrt_hpc.launch import submit
+
+    cfg, _, _, _ = evaluated
+    pbs = submit(cfg, stage, cluster="polaris", dry_run=True).script
+    assert "#PBS -l select=1:ncpus=64:ngpus=4:system=polaris" in pbs.splitlines()
+    slurm = submit(cfg, stage, cluster="generic-slurm", dry_run=True).script
+    assert {"#SBATCH --gpus-per-node=4", "#SBATCH --nodes=1"} <= set(slurm.splitlines())
+    narrow = cfg.model_copy(update={"resources": {stage: {"gpus_per_node": 1, "cpus_per_task": 8}}})
+    assert "#SBATCH --gpus-per-node=1" in submit(narrow, stage, cluster="generic-slurm", dry_run=True).script
