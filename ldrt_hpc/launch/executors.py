@@ -137,14 +137,16 @@ def python_command(profile: ClusterProfile) -> str:
 def make_executor(profile: ClusterProfile, resources: Resources, folder: Path, job_name: str, ranks: bool = False):
     """A submitit executor configured from the profile (the caller submits through it). `ranks`: a job of
     nodes x tasks_per_node processes that work together (training), not one process per array task."""
+    # a multi-day training run is stopped at every time limit and requeued: submitit's default of 3 would end it
+    timeouts = 1000 if ranks else 3
     if profile.scheduler == "slurm":
-        executor = submitit.SlurmExecutor(folder=folder, python=python_command(profile))
+        executor = submitit.SlurmExecutor(folder=folder, python=python_command(profile), max_num_timeout=timeouts)
         executor.update_parameters(**slurm_parameters(profile, resources, job_name))
     elif profile.scheduler == "pbs":
-        executor = PBSExecutor(folder=folder, python=python_command(profile))
+        executor = PBSExecutor(folder=folder, python=python_command(profile), max_num_timeout=timeouts)
         executor.update_parameters(**pbs_parameters(profile, resources, job_name, ranks))
     else:
-        executor = submitit.LocalExecutor(folder=folder)
+        executor = submitit.LocalExecutor(folder=folder, max_num_timeout=timeouts)
         executor.update_parameters(timeout_min=resources.time_min)
         if ranks:
             executor.update_parameters(tasks_per_node=resources.tasks_per_node, nodes=1)

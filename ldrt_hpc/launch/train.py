@@ -29,7 +29,14 @@ class TrainTask:
     """What every rank of the job runs."""
 
     def __call__(self, config_path: str) -> dict[str, Any]:
+        import os
+
         import submitit
+
+        if int(os.environ.get("LDRT_NUM_TASKS", "1")) > 1 and "PMI_RANK" not in os.environ:
+            # submitit would read rank 0 in every process and the rendezvous would hang
+            raise RuntimeError("PBS job with several ranks but no PMI_RANK: the job's mpiexec must be Cray PALS (or "
+                               "another MPI launcher that sets PMI_RANK and PMI_LOCAL_RANK)")
 
         # CUDA_VISIBLE_DEVICES stays as the scheduler set it: the recipe picks the device of its local rank
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)

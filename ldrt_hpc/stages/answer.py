@@ -60,6 +60,29 @@ def preflight(cfg: PipelineConfig) -> None:
     missing = [f"{m.name}: {m.path}" for m in models if not (m.path / "config.json").is_file()]
     if missing:
         raise ConfigError(f"model folders without config.json: {'; '.join(missing)}")
+    check_held_out(cfg)
+
+
+def check_held_out(cfg: PipelineConfig) -> None:
+    """A fine-tuned model must not be evaluated on papers it was trained on: its folder names the papers its
+    training left out (ldrt_hpc/train/data.py SPLIT_FILE); every eval paper here must be one of them."""
+    from ..instruct.split import kept_samples, split_samples
+    from ..train.data import SPLIT_FILE
+
+    settings = cfg.stages.answer
+    records = {m.name: json.loads((m.path / SPLIT_FILE).read_text()) for m in settings.models
+               if (m.path / SPLIT_FILE).is_file()}
+    if not records:
+        return
+    _, _, eval_papers = split_samples(kept_samples(cfg.work_dir), settings.eval_share, settings.split_seed)
+    for name, record in records.items():
+        if record["eval_papers"] is None:
+            continue
+        seen = sorted(eval_papers - set(record["eval_papers"]))
+        if seen:
+            raise ConfigError(f"model '{name}' was trained on {len(seen)} of the {len(eval_papers)} eval papers "
+                              f"(e.g. {seen[0]}): set stages.answer.eval_share / split_seed to the training config's "
+                              "data.eval_share / split_seed, on the same qa shards")
 
 
 def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
@@ -78,7 +101,7 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
     for model in settings.models:
         for item in items:
             shard.write(answers[model.name][item["sample_id"]])
-    truncated = sum(r["truncated"] for done in answers.values() for r in done.values())
+    truncated = sum(answers[m.name][i["sample_id"]]["truncated"] for m in settings.models for i in items)
     return {"items": len(items), "models": len(settings.models), "generated": generated, "truncated": truncated}
 
 

@@ -115,7 +115,9 @@ def _conversations(settings: JudgeConfig, prompts, wanted: dict) -> list[list[di
 def _sampling(settings: JudgeConfig, attempt: int):
     from ..llm import Sampling
 
-    return Sampling(settings.temperature, 1.0, settings.max_tokens, seed=attempt)
+    # a greedy retry would repeat the unparsable reply: retries sample (and use another seed)
+    temperature = settings.temperature if attempt == 0 else max(settings.temperature, 0.7)
+    return Sampling(temperature, 1.0, settings.max_tokens, seed=attempt)
 
 
 def _with_replies(backend, settings: JudgeConfig, prompts, batch: list[dict]) -> list[dict]:

@@ -56,7 +56,10 @@ def prune(folder: Path, keep: int) -> list[Path]:
 def rng_state() -> dict[str, Any]:
     import torch
 
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():  # LoRA dropout on a GPU draws from the CUDA generator
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def save_rng(checkpoint: Path, rank: int) -> None:
@@ -72,3 +75,5 @@ def load_rng(checkpoint: Path, rank: int) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

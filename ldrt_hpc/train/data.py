@@ -54,6 +54,20 @@ def from_shards(work_dir: Path, eval_share: float, seed: int) -> list[Example]:
             for index, s in train]
 
 
+SPLIT_FILE = "ldrt_split.json"
+"""Written into a trained model's folder: the papers training left out (the `answer` stage checks its eval items
+against it, so that a model is never evaluated on papers it was trained on)."""
+
+
+def held_out_papers(cfg: DataConfig) -> list[str] | None:
+    """The eval papers training leaves out (None for LLaVA-JSON data: no paper ids to check against)."""
+    if cfg.work_dir is None:
+        return None
+    from ..instruct.split import kept_samples, split_samples
+
+    return sorted(split_samples(kept_samples(cfg.work_dir), cfg.eval_share, cfg.split_seed)[2])
+
+
 def from_llava_json(path: Path, image_folder: Path | None = None) -> list[Example]:
     """LLaVA-format entries ({"id", "image", "conversations": [{"from": "human"|"gpt", "value"}]}); entries without
     an image are left out (every batch row must carry one: ZeRO-3 hangs when ranks take different code paths)."""
@@ -170,6 +184,8 @@ def encode(example: Example, image, processor, max_length: int) -> dict[str, Any
             extra = {key: value[0] for key, value in batch.items() if key not in ("input_ids", "attention_mask")}
         else:
             piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+        if learned and tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in piece_ids:
+            piece_ids = piece_ids + [tokenizer.eos_token_id]  # templates such as Vicuna's end a reply with a space
         ids += piece_ids
         labels += piece_ids if learned else [IGNORE] * len(piece_ids)
     prompt_length = labels.index(next(label for label in labels if label != IGNORE)) if any(

@@ -22,9 +22,10 @@ from typing import Any
 
 from . import checkpoints
 from .config import PhaseConfig, TrainConfig, load_train
-from .data import BatchOrder, InstructionDataset, collate, load_examples
+from .data import SPLIT_FILE, BatchOrder, InstructionDataset, collate, held_out_papers, load_examples
 from .models import LANGUAGE_MODEL, PROJECTOR, VISION_TOWER, build_flavour, load_checkpoint, parameter_count
 from .stopping import REQUEUE, StopWatch
+from .export import write_outputs
 from .trainlog import TrainLog
 
 log = logging.getLogger("ldrt_hpc.train")
@@ -244,7 +245,7 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
     summary: dict[str, Any] = {"phases": {}}
     for phase_name in cfg.phases:
         folder = cfg.output_dir / phase_name
-        if (folder / DONE).is_file():
+        if agreed(ranks, (folder / DONE).is_file()):
             summary["phases"][phase_name] = json.loads((folder / DONE).read_text())
             continue
         result = run_phase(cfg, phase_name, ranks, watch)
@@ -263,6 +264,7 @@ def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks, watch: StopWatch)
     attention = attention_kernel(cfg.model.attention)
     torch.manual_seed(cfg.seed)
     model, processor, groups = prepare(cfg, phase_name, attention)
+    torch.manual_seed(cfg.seed + 1000 * ranks.rank + 1)  # weights built alike on every rank; dropout differs by rank
     examples = load_examples(cfg.data)
     order, total = schedule(cfg, phase, examples, ranks)
     trainable = sum(p.numel() for group in groups for p in group["params"])  # before ZeRO-3 partitions them
@@ -279,9 +281,26 @@ def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks, watch: StopWatch)
     trainlog = TrainLog(folder / "train_log.csv", [g["name"] for g in groups], enabled=ranks.rank == 0, resume_at=step)
     stopped = loop(engine, dataset, order, processor.tokenizer.pad_token_id, cfg, step, total, ranks, trainlog, watch,
                    folder)
-    if stopped:
-        return {"stopped": stopped, "step": read_step(folder / "checkpoints")}
-    return finish(engine, cfg, phase_name, processor, ranks, trainlog, total)
+    try:
+        if stopped:
+            return {"stopped": stopped, "step": read_step(folder / "checkpoints")}
+        return finish(engine, cfg, phase_name, processor, ranks, trainlog, total)
+    finally:
+        release(engine)
+
+
+def release(engine) -> None:
+    """Free the phase's engine (ZeRO-3 hooks, partitions, optimizer) before the next phase builds its own."""
+    import gc
+
+    import torch
+
+    if hasattr(engine, "destroy"):
+        engine.destroy()
+    del engine
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def schedule(cfg: TrainConfig, phase: PhaseConfig, examples, ranks: Ranks) -> tuple[BatchOrder, int]:
@@ -312,10 +331,22 @@ def finish(engine, cfg: TrainConfig, phase_name: str, processor, ranks: Ranks, t
     import torch.distributed as dist
 
     folder = cfg.output_dir / phase_name
-    result = {"stopped": None, "steps": total, **save_outputs(engine, cfg, phase_name, processor, ranks)}
-    if ranks.rank == 0:
-        trainlog.plot(folder / "loss.png")
-        (folder / DONE).write_text(json.dumps(result, indent=1) + "\n")
+    full_state = consolidated(engine, cfg)
+    failure, result = None, {"stopped": None, "steps": total}
+    if ranks.rank == 0:  # rank 0 writes while the others wait: its failure must reach them, not leave them hanging
+        try:
+            result.update(write_outputs(full_state, engine.module, cfg, phase_name, processor, base_model_dir(cfg)))
+            if result.get("merged"):
+                record = {"work_dir": str(cfg.data.work_dir or ""), "eval_papers": held_out_papers(cfg.data)}
+                (Path(result["merged"]) / SPLIT_FILE).write_text(json.dumps(record, indent=1) + "\n")
+            trainlog.plot(folder / "loss.png")
+            (folder / DONE).write_text(json.dumps(result, indent=1) + "\n")
+        except Exception as exc:  # noqa: BLE001  (re-raised below on every rank)
+            failure = f"{type(exc).__name__}: {exc}"
+    failure = agreed(ranks, failure)
+    if failure:
+        raise RuntimeError(f"writing the {phase_name} outputs failed on rank 0 (the last checkpoint is kept: a "
+                           f"restart writes them again): {failure}")
     dist.barrier()
     return result
 
@@ -325,11 +356,27 @@ def read_step(ckpt_dir: Path) -> int:
     return checkpoints.read_complete(found)["step"] if found else 0
 
 
+def agreed(ranks: Ranks, value):
+    """Rank 0's view, on every rank: ranks on other nodes may see a shared folder a little later (NFS caching);
+    they must still resume from the same phase and step, or their collectives would not match."""
+    import torch.distributed as dist
+
+    box = [value if ranks.rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def resume(engine, ckpt_dir: Path, ranks: Ranks) -> int:
     """Load the newest complete checkpoint (ZeRO shards, optimizer, lr scheduler, RNG); the step it reached."""
-    found = checkpoints.latest(ckpt_dir)
-    if found is None:
+    latest = checkpoints.latest(ckpt_dir)
+    name = agreed(ranks, latest.name if latest else None)
+    if name is None:
         return 0
+    found = ckpt_dir / name
+    saved_ranks = checkpoints.read_complete(found)["ranks"]
+    if saved_ranks != ranks.world:  # every rank reads the same marker: all of them stop, none waits
+        raise ValueError(f"{found} was written by {saved_ranks} ranks; this job has {ranks.world}: a ZeRO-3 "
+                         "checkpoint resumes only on the same number of GPUs (ask for the same nodes and GPUs)")
     loaded, _ = engine.load_checkpoint(str(ckpt_dir), tag=found.name, load_optimizer_states=True,
                                        load_lr_scheduler_states=True)
     if loaded is None:
@@ -369,7 +416,7 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, ranks, trainlog, watc
                              # global RNG, or LoRA dropout masks would differ from the uninterrupted run
                              generator=torch.Generator().manual_seed(cfg.seed + epoch))
         meter = trainlog.meter()
-        for micro, batch in enumerate(batches, start=1):
+        for micro, batch in enumerate(checked(batches, ranks, engine.device), start=1):
             batch = {key: value.to(engine.device) for key, value in batch.items()}  # DeepSpeed leaves them on CPU
             loss = engine(**batch).loss
             engine.backward(loss)
@@ -384,7 +431,7 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, ranks, trainlog, watc
                 os.kill(os.getpid(), __import__("signal").SIGUSR2)
             reason = torch.tensor([watch.reason()], device=engine.device)  # NCCL reduces only GPU tensors
             dist.all_reduce(reason, op=dist.ReduceOp.MAX)
-            if reason.item() or step % cfg.checkpoint.every_steps == 0:
+            if reason.item() or step % cfg.checkpoint.every_steps == 0 or step == total:  # outputs may fail
                 save_checkpoint(engine, folder / "checkpoints", step, ranks, cfg.checkpoint.keep)
             if fault_at and step == fault_at:
                 os._exit(3)
@@ -393,6 +440,29 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, ranks, trainlog, watc
             if step >= total or step % order.steps_per_epoch == 0:
                 break
     return None
+
+
+def checked(batches, ranks: Ranks, device):
+    """The loader's batches; a batch that cannot be built (an unreadable image, a prompt longer than max_length)
+    stops every rank with the reason, at the same micro-step: a rank that raised alone would leave the others
+    waiting in a ZeRO-3 gather until the collective timeout."""
+    import torch
+    import torch.distributed as dist
+
+    iterator = iter(batches)
+    while True:
+        try:
+            batch, problem = next(iterator), ""
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001  (re-raised on every rank below)
+            batch, problem = None, f"{type(exc).__name__}: {exc}"
+        flag = torch.tensor([int(bool(problem))], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item():
+            raise RuntimeError(f"a training batch could not be built on rank {ranks.rank if problem else '(another)'}"
+                               f"{': ' + problem if problem else ''}")
+        yield batch
 
 
 def stop(reason: int, watch: StopWatch, folder: Path, step: int, ranks: Ranks) -> str:
@@ -413,12 +483,9 @@ def stop(reason: int, watch: StopWatch, folder: Path, step: int, ranks: Ranks) -
 # outputs
 
 
-def save_outputs(engine, cfg: TrainConfig, phase_name: str, processor, ranks: Ranks) -> dict[str, Any]:
-    """Consolidate the ZeRO-3 shards (a collective: every rank takes part), then rank 0 writes the projector, the
-    LoRA adapter and the merged model, each checked non-empty."""
-    from .export import write_outputs
-
-    full_state = engine._zero3_consolidated_16bit_state_dict() if cfg.zero_stage == 3 else engine.module.state_dict()
-    if ranks.rank != 0:
-        return {}
-    return write_outputs(full_state, engine.module, cfg, phase_name, processor, base_model_dir(cfg))
+def consolidated(engine, cfg: TrainConfig):
+    """The full 16-bit state dict on rank 0, gathered from the ZeRO-3 partitions (a collective: every rank calls
+    it; the others get None)."""
+    if cfg.zero_stage == 3:
+        return engine._zero3_consolidated_16bit_state_dict()
+    return engine.module.state_dict()

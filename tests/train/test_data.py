@@ -123,3 +123,17 @@ def test_forked_workers_open_the_shards_themselves(qa_work_dir, debug_llava):
     batches = list(loader)
     assert sum(len(b["input_ids"]) for b in batches) == len(examples)
     assert all(torch.isfinite(b["pixel_values"]).all() for b in batches)
+
+
+def test_an_answer_always_ends_with_the_end_of_sequence_token():
+    """Vicuna-style templates (llava-hf v1.5) end a reply with a space, not </s>: without an added end token the
+    model would never learn to stop."""
+    loaded = build_debug("llava")
+    tokenizer = loaded.processor.tokenizer
+    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'user' %}USER: {{ m['content'] }} "
+                               "{% else %}ASSISTANT: {{ m['content'] }} {% endif %}{% endfor %}"
+                               "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+    row = encode(Example("v", "x", (("user", "<image>\nWhat?"), ("assistant", "A plot."))), image(), loaded.processor,
+                 256)
+    learned = [t for t in row["labels"] if t != IGNORE]
+    assert learned[-1] == tokenizer.eos_token_id and tokenizer.decode(learned[:-1]).strip() == "A plot."

@@ -93,6 +93,8 @@ def test_a_crash_resumes_from_the_last_complete_checkpoint_with_the_same_losses(
     # a half-written newer checkpoint (no COMPLETE marker): never chosen, removed once a newer one is complete
     (checkpoints / "step-0000003").mkdir()
     (checkpoints / "step-0000003" / "zero_pp_rank_0_mp_rank_00_model_states.pt").write_bytes(b"half")
+    wrong = torchrun(config, ranks=1)  # ZeRO-3 partitions of 2 ranks: refused, with the reason, not a hang
+    assert wrong.returncode != 0 and "written by 2 ranks; this job has 1" in wrong.stderr
     resumed = torchrun(config)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming at step 2" in resumed.stderr

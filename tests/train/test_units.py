@@ -107,3 +107,22 @@ def test_an_output_folder_belongs_to_one_run(tmp_path, monkeypatch):
     changed = load_train(write_train_config(tmp_path, finetune={"lr": 1.0e-3}))
     with pytest.raises(ValueError, match=r"holds a training run with other settings \(finetune differ\)"):
         check_same_run(changed, ranks)
+
+
+def test_a_batch_that_cannot_be_built_stops_every_rank_with_the_reason(tmp_path):
+    import torch.distributed as dist
+
+    from ldrt_hpc.train.recipe import Ranks, checked
+
+    def batches():
+        yield {"x": 1}
+        raise ValueError("sample s7: its prompt is 3000 tokens")
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        iterator = checked(batches(), Ranks(0, 1, 0), "cpu")
+        assert next(iterator) == {"x": 1}
+        with pytest.raises(RuntimeError, match="could not be built on rank 0: ValueError: sample s7: its prompt"):
+            next(iterator)
+    finally:
+        dist.destroy_process_group()
