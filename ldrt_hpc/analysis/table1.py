@@ -28,7 +28,7 @@ COLUMNS = ("detail", "complex", "overall")
 TASK_COLUMN = {"description": "detail", "reasoning": "complex"}
 """The paper's column of each task; "overall" pools the items of both."""
 CONFIDENCE = 0.95
-CI_METHOD = "percentile"
+CI_METHOD = "percentile, papers resampled"
 """Percentile bootstrap: unlike BCa it stays defined on constant or tiny samples (judge scores are coarse integers)."""
 KAPPA_WEIGHTS = "quadratic"
 ZERO_METHOD = "wilcox"
@@ -181,20 +181,27 @@ def _groups(records: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
 
 
 def _cell(judge: str, model: str, column: str, group: list[dict], seed: int, resamples: int) -> Cell:
-    values = np.array([r["score"] for r in group if r["score"] is not None], dtype=float)
+    parsed = [r for r in group if r["score"] is not None]
+    values = np.array([r["score"] for r in parsed], dtype=float)
     n = len(values)
-    low, high = _bootstrap_ci(values, seed, resamples)
+    low, high = _bootstrap_ci(values, [r.get("paper_id", r["sample_id"]) for r in parsed], seed, resamples)
     return Cell(judge, model, column, n, len(group) - n, float(values.mean()) if n else None,
                 float(values.std(ddof=1)) if n > 1 else None, low, high)
 
 
-def _bootstrap_ci(values: np.ndarray, seed: int, resamples: int) -> tuple[float | None, float | None]:
-    """Percentile bootstrap CI of the mean; a fresh generator per cell, so adding a model moves no other CI."""
-    if len(values) < 2:
+def _bootstrap_ci(values: np.ndarray, papers: list[str], seed: int, resamples: int) -> tuple[float | None, float | None]:
+    """Percentile bootstrap CI of the mean, resampling whole papers (a paper's items share figures and context:
+    resampling items alone would make the interval too narrow); a fresh generator per cell, so adding a model moves
+    no other CI. None with fewer than 2 papers."""
+    clusters = [values[[i for i, p in enumerate(papers) if p == paper]] for paper in sorted(set(papers))]
+    if len(values) < 2 or len(clusters) < 2:
         return None, None
-    ci = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=CONFIDENCE, method=CI_METHOD,
-                         rng=np.random.default_rng(seed)).confidence_interval
-    return float(ci.low), float(ci.high)
+    sums = np.array([c.sum() for c in clusters])
+    sizes = np.array([len(c) for c in clusters])
+    picks = np.random.default_rng(seed).integers(0, len(clusters), size=(resamples, len(clusters)))
+    means = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
+    low, high = np.quantile(means, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    return float(low), float(high)
 
 
 def _relative(judge: str, model: str, column: str, group: list[dict]) -> RelativeScore | None:

@@ -171,3 +171,16 @@ def test_bad_records_are_refused():
         table1([rec("j", BASE, "d1", 3), rec("j", BASE, "d1", 4, protocol="review", reference=5)])
     with pytest.raises(ValueError, match="unknown task"):
         table1([rec("j", BASE, "x", 3, task="conversation")])
+
+
+def test_the_interval_resamples_papers_not_items():
+    """Eight items from two papers (four each, all 1 or all 9): resampling items would give a narrow interval
+    around 5; resampling papers gives every mean from 1 to 9, so the 95 % interval spans [1, 9]."""
+    from ldrt_hpc.analysis.table1 import table1
+
+    records = [{**rec("judge-a", BASE, f"s{i}", 1 if i < 4 else 9, task="description"),
+                "paper_id": "paper-1" if i < 4 else "paper-2"} for i in range(8)]
+    cell = table1(records, resamples=400).cell("judge-a", BASE, "detail")
+    assert cell.mean == 5 and (cell.ci_low, cell.ci_high) == (1.0, 9.0)
+    one_paper = [{**r, "paper_id": "paper-1"} for r in records]
+    assert table1(one_paper, resamples=50).cell("judge-a", BASE, "detail").ci_low is None
