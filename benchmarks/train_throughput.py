@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldrt_hpc.train.config import LoraSettings  # noqa: E402
 from ldrt_hpc.train.models import PROJECTOR, VISION_TOWER, build_debug  # noqa: E402
-from ldrt_hpc.train.recipe import attention_kernel, lora_pattern  # noqa: E402
+from ldrt_hpc.llm import attention_kernel  # noqa: E402
+from ldrt_hpc.train.recipe import lora_pattern  # noqa: E402
 
 LLAMA_SHAPES = {
     "7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, intermediate_size=11008),

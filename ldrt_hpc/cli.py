@@ -95,14 +95,16 @@ def _minutes(text: str) -> int:
     return hours * 60 + minutes + (1 if seconds else 0)
 
 
-def _resource_flags(parser) -> None:
-    """Per-submission changes to the cluster profile (on top of the config's `resources.<stage>`)."""
+def _resource_flags(parser, arrays: bool = True) -> None:
+    """Per-submission changes to the cluster profile (on top of the config's `resources.<stage>`); `arrays`: the
+    command submits array jobs (not `train`, one job)."""
     group = parser.add_argument_group("resources for this submission (override the profile and the config)")
     group.add_argument("--account", help="Slurm --account / PBS -A project")
     group.add_argument("--partition", "--queue", dest="partition", help="Slurm partition / PBS queue")
     group.add_argument("--qos", help="Slurm quality of service")
     group.add_argument("--time", dest="time_min", type=_minutes, help="wall-clock limit: minutes or H:MM[:SS]")
-    group.add_argument("--array-parallelism", type=_positive_int, help="array tasks running at once (all arrays)")
+    if arrays:
+        group.add_argument("--array-parallelism", type=_positive_int, help="array tasks running at once (all arrays)")
     group.add_argument("--mail", help="mail this address when a job ends or fails")
 
 
@@ -337,7 +339,7 @@ def cmd_train(args) -> int:
     cluster = args.cluster or "local"
     if not args.dry_run and (warning := login_node_warning(load_cluster(cluster).scheduler)):
         print(warning, file=sys.stderr)
-    flags = {k: v for k, v in _overrides(args).items() if k not in ("array_parallelism", "mail")}
+    flags = _overrides(args)
     if args.nodes:
         flags["nodes"] = args.nodes
     result = submit_training(cfg, cluster, dry_run=args.dry_run, flags=flags)
@@ -436,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=_positive_int, help="nodes (default: the profile's resource class)")
     p.add_argument("--dry-run", action="store_true", help="print the job script; submit nothing")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its summary")
-    _resource_flags(p)
+    _resource_flags(p, arrays=False)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("report", help="`table1`: judge scores per judge x model x task (CSV, Markdown, LaTeX)")

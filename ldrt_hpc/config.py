@@ -679,13 +679,19 @@ def freeze(config: PipelineConfig) -> Path:
 
     Jobs receive this path (never the object): it is absolute, immutable and names the exact settings used.
     """
+    return freeze_into(config, frozen_configs_dir(config.work_dir), "ldrt-hpc task --config")
+
+
+def freeze_into(config: BaseModel, folder: Path, used_by: str, write: bool = True) -> Path:
+    """The resolved config as FOLDER/<hash>.yaml, written once (temp name, then rename), headed by the command
+    that reads it; `write=False` only names the path (a dry run)."""
     digest = config_hash(config)
-    target = frozen_configs_dir(config.work_dir) / f"{digest}.yaml"
-    if not target.exists():
+    target = folder / f"{digest}.yaml"
+    if write and not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".tmp-{os.getpid()}")
         tmp.write_text(
-            f"# Frozen by ldrt-hpc (config hash {digest}); used by its jobs: ldrt-hpc task --config {target}\n"
+            f"# Frozen by ldrt-hpc (config hash {digest}); used by its jobs: {used_by} {target}\n"
             + yaml.safe_dump(to_plain(config), sort_keys=False)
         )
         os.replace(tmp, target)

@@ -171,3 +171,19 @@ def pin_plan(stage_dir: Path, wanted: Plan, replan: bool = False) -> Plan:
     stage_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(plan_path(stage_dir), wanted.to_json())
     return wanted
+
+
+def require_complete(work_dir: Path, stage: str, needed_by: str) -> Plan:
+    """The plan of a stage whose shards must all be complete: a reader of the whole stage (the paper split over all
+    qa shards, Table 1 over all judge shards) would otherwise work on a biased part of it."""
+    from .shards import is_complete
+
+    directory = stage_dir(work_dir, stage)
+    plan = load_plan(directory)
+    if plan is None:
+        raise PlanError(f"{needed_by}: `{stage}` has not run in {work_dir}: run `ldrt-hpc run {stage}` first")
+    missing = [i for i in range(plan.num_shards) if not is_complete(directory, i)]
+    if missing:
+        raise PlanError(f"{needed_by}: {stage} shards {missing} are not complete (`ldrt-hpc status {stage}`, "
+                        f"`ldrt-hpc rerun {stage}`)")
+    return plan

@@ -8,21 +8,15 @@ from typing import Any
 
 from .. import layout
 from ..config import PipelineConfig
-from ..plan import load_plan
-from ..shards import is_complete, iter_stage
+from ..plan import require_complete
+from ..shards import iter_stage
 from .table1 import table1, to_latex, to_markdown, write_csv
 
 
 def judgements(cfg: PipelineConfig) -> list[dict[str, Any]]:
     """Every judgement of the complete `judge` shards (an incomplete stage is an error: Table 1 would be biased)."""
-    stage_dir = layout.stage_dir(cfg.work_dir, "judge")
-    plan = load_plan(stage_dir)
-    if plan is None:
-        raise FileNotFoundError(f"no judge stage in {cfg.work_dir}: run `ldrt-hpc run judge` first")
-    missing = [i for i in range(plan.num_shards) if not is_complete(stage_dir, i)]
-    if missing:
-        raise FileNotFoundError(f"judge shards {missing} are not complete: `ldrt-hpc status judge`")
-    return list(iter_stage(stage_dir, range(plan.num_shards)))
+    plan = require_complete(cfg.work_dir, "judge", "Table 1")
+    return list(iter_stage(layout.stage_dir(cfg.work_dir, "judge"), range(plan.num_shards)))
 
 
 def write_table1(cfg: PipelineConfig, out_dir: Path, seed: int = 0, resamples: int = 2000) -> list[Path]:

@@ -17,7 +17,7 @@ import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -39,36 +39,33 @@ def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
-class ReviewPrompt(Strict):
+class _ProtocolPrompt(Strict):
+    """The three texts of one judging protocol; `PLACEHOLDERS` are what its user message must name, exactly."""
+
+    PLACEHOLDERS: ClassVar[frozenset[str]] = frozenset()
+    system: str = Field(min_length=1)
+    """System prompt of the judge."""
+    user: str = Field(min_length=1)
+    """User message; the protocol's placeholders ({caption} {context} {question} ... {rule}) are filled in."""
+    rule: str = Field(min_length=1)
+    """The instructions at the end of the user message ([System] section): what to rate and the reply format."""
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> _ProtocolPrompt:
+        _check_placeholders(self.user, set(self.PLACEHOLDERS))
+        return self
+
+
+class ReviewPrompt(_ProtocolPrompt):
     """LLaVA's review protocol: two answers, a score each."""
 
-    system: str = Field(min_length=1)
-    """System prompt of the judge."""
-    user: str = Field(min_length=1)
-    """User message; {caption} {context} {question} {answer_1} {answer_2} {rule} are filled in."""
-    rule: str = Field(min_length=1)
-    """The instructions at the end of the user message ([System] section): what to rate and the reply format."""
-
-    @model_validator(mode="after")
-    def _placeholders(self) -> ReviewPrompt:
-        _check_placeholders(self.user, {"caption", "context", "question", "answer_1", "answer_2", "rule"})
-        return self
+    PLACEHOLDERS = frozenset({"caption", "context", "question", "answer_1", "answer_2", "rule"})
 
 
-class SinglePrompt(Strict):
+class SinglePrompt(_ProtocolPrompt):
     """Single-answer scoring: the model's answer alone, 0-10, against the reference (the paper's Table 1)."""
 
-    system: str = Field(min_length=1)
-    """System prompt of the judge."""
-    user: str = Field(min_length=1)
-    """User message; {caption} {context} {question} {reference} {answer} {rule} are filled in."""
-    rule: str = Field(min_length=1)
-    """The instructions at the end of the user message ([System] section): what to rate and the reply format."""
-
-    @model_validator(mode="after")
-    def _placeholders(self) -> SinglePrompt:
-        _check_placeholders(self.user, {"caption", "context", "question", "reference", "answer", "rule"})
-        return self
+    PLACEHOLDERS = frozenset({"caption", "context", "question", "reference", "answer", "rule"})
 
 
 def _check_placeholders(template: str, expected: set[str]) -> None:

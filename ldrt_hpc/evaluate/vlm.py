@@ -31,7 +31,7 @@ class LlavaAnswerer:
     def __init__(self, path: Path, attention: str = "auto"):
         import torch
 
-        from ..train.recipe import attention_kernel
+        from ..llm import attention_kernel
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32

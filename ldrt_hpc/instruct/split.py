@@ -34,16 +34,11 @@ def kept_samples(work_dir) -> list[tuple[int, dict]]:
     """The kept samples of every `qa` shard, as (shard index, record): the input of the LLaVA export and of
     training. Every shard must be complete (a half-finished stage would train on a biased subset)."""
     from .. import layout
-    from ..plan import load_plan
-    from ..shards import ShardReader, is_complete
+    from ..plan import require_complete
+    from ..shards import ShardReader
 
     qa_dir = layout.stage_dir(work_dir, "qa")
-    plan = load_plan(qa_dir)
-    if plan is None:
-        raise FileNotFoundError(f"no qa stage in {work_dir}: run `ldrt-hpc run qa` first")
-    incomplete = [i for i in range(plan.num_shards) if not is_complete(qa_dir, i)]
-    if incomplete:
-        raise FileNotFoundError(f"qa shards {incomplete} of {work_dir} are not complete: `ldrt-hpc status qa`")
+    plan = require_complete(work_dir, "qa", "the train/eval split")
     samples: list[tuple[int, dict]] = []
     for index in range(plan.num_shards):
         with ShardReader(layout.shard_path(qa_dir, index)) as reader:
@@ -61,3 +56,8 @@ def split_samples(samples: list[tuple[int, dict]], eval_share: float, seed: int)
     train = [s for s in samples if s[1]["paper_id"] not in eval_papers]
     held_out = [s for s in samples if s[1]["paper_id"] in eval_papers]
     return train, held_out, eval_papers
+
+
+def eval_papers(work_dir, eval_share: float, seed: int) -> set[str]:
+    """The papers of the eval set: the same for `export llava`, training and the `answer` stage."""
+    return split_samples(kept_samples(work_dir), eval_share, seed)[2]

@@ -228,13 +228,19 @@ def placement(cfg: PipelineConfig, stage_name: str, cluster: str, flags: dict[st
     """The profile and resources one submission uses: the profile's resource class for the stage, then the
     pipeline config's `resources.<stage>`, then this command's flags (later wins; extra directives merge)."""
     profile = load_cluster(cluster)
-    node = GRAPH[stage_name]
-    base = profile.resources_for(node.resource_class, cluster)
+    base = profile.resources_for(GRAPH[stage_name].resource_class, cluster)
+    where = f"resources of '{stage_name}' (profile {cluster}, resources.{stage_name} of the config, options)"
+    return layered(profile, base, [cfg.resources.get(stage_name, {})], flags, where)
+
+
+def layered(profile: ClusterProfile, base: Resources, layers: list[dict[str, Any]], flags: dict[str, Any],
+            where: str) -> tuple[ClusterProfile, Resources]:
+    """`base` changed by each layer, then by the command's flags (later wins; extra directives merge; None and {}
+    flags change nothing); `account` goes to the profile, `mail` becomes the scheduler's mail directives."""
     flags = dict(flags)
     account, mail = flags.pop("account", None), flags.pop("mail", None)
-    layers = [cfg.resources.get(stage_name, {}), {k: v for k, v in flags.items() if v not in (None, {})}]
     merged = base.model_dump()
-    for layer in layers:
+    for layer in [*layers, {k: v for k, v in flags.items() if v not in (None, {})}]:
         merged.update({k: v for k, v in layer.items() if k != "extra_directives"})
         merged["extra_directives"] = {**merged["extra_directives"], **layer.get("extra_directives", {})}
     if mail:
@@ -242,7 +248,6 @@ def placement(cfg: PipelineConfig, stage_name: str, cluster: str, flags: dict[st
     try:
         resources = Resources.model_validate(merged)
     except ValidationError as exc:
-        where = f"resources of '{stage_name}' (profile {cluster}, resources.{stage_name} of the config, options)"
         raise ConfigError(format_errors(Path(where), exc)) from None
     if account:
         profile = profile.model_copy(update={"account": account})

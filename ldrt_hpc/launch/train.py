@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..config import ClusterProfile, Resources, format_errors, load_cluster
+from ..config import ClusterProfile, Resources, load_cluster
 from ..errors import ConfigError, SubmissionError
 from ..train.config import TrainConfig, freeze_train
 from .executors import job_script, make_executor
@@ -42,12 +40,23 @@ class TrainTask:
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         from ..train.recipe import train
 
-        return train(config_path)
+        return train(config_path, on_requeue=submitit_requeue())
 
     def checkpoint(self, config_path: str):
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, config_path)
+
+
+def submitit_requeue():
+    """submitit's own USR2 handler, installed before the task runs (it calls `checkpoint` and requeues the job): the
+    recipe takes USR2 over to save a checkpoint first, then calls this. None outside a submitit job."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGUSR2)
+    if not callable(handler) or not type(getattr(handler, "__self__", None)).__module__.startswith("submitit"):
+        return None
+    return lambda: handler(signal.SIGUSR2, None)
 
 
 train_task = TrainTask()
@@ -70,23 +79,17 @@ def jobs_dir(cfg: TrainConfig) -> Path:
 def placement(cfg: TrainConfig, cluster: str, flags: dict[str, Any]) -> tuple[ClusterProfile, Resources]:
     """The profile's resource class for training, then the config's `resources`, then the command's flags; with
     GPUs, one process per GPU."""
+    from .launcher import layered
+
     profile = load_cluster(cluster)
-    merged = profile.resources_for(cfg.resource_class, cluster).model_dump()
-    account = flags.pop("account", None)
-    for layer in (cfg.resources, {k: v for k, v in flags.items() if v is not None}):
-        merged.update({k: v for k, v in layer.items() if k != "extra_directives"})
-        merged["extra_directives"] = {**merged["extra_directives"], **layer.get("extra_directives", {})}
-    if merged["gpus_per_node"]:
-        merged["tasks_per_node"] = merged["gpus_per_node"]
-    # the warning before the time limit must leave time to write a checkpoint (minutes for a 13B ZeRO-3 state)
-    merged["signal_delay_s"] = max(merged["signal_delay_s"], cfg.checkpoint.stop_before_limit_s)
-    merged["array_parallelism"] = 1
-    try:
-        resources = Resources.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(Path(f"training resources (profile {cluster})"), exc)) from None
-    if account:
-        profile = profile.model_copy(update={"account": account})
+    base = profile.resources_for(cfg.resource_class, cluster)
+    profile, merged = layered(profile, base, [cfg.resources], flags, f"training resources (profile {cluster})")
+    derived = {"array_parallelism": 1,
+               # the warning before the time limit must leave time to write a checkpoint (minutes at 13B ZeRO-3)
+               "signal_delay_s": max(merged.signal_delay_s, cfg.checkpoint.stop_before_limit_s)}
+    if merged.gpus_per_node:
+        derived["tasks_per_node"] = merged.gpus_per_node
+    _, resources = layered(profile, merged, [derived], {}, f"training resources (profile {cluster})")
     if profile.scheduler == "local" and resources.nodes > 1:
         raise ConfigError(f"cluster profile '{cluster}' runs on this machine only: nodes must be 1, not {resources.nodes}")
     return profile, resources

@@ -40,6 +40,20 @@ class Backend(Protocol):
     def generate(self, prompts: list[Messages], sampling: Sampling) -> list[Output]: ...
 
 
+def attention_kernel(requested: str = "auto") -> str:
+    """The attention implementation for transformers models: FlashAttention-2 when asked for, or ('auto') when the
+    flash_attn package is importable and a GPU is there; otherwise PyTorch SDPA."""
+    import importlib.util
+
+    import torch
+
+    if requested != "auto":
+        return requested
+    if importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available():
+        return "flash_attention_2"
+    return "sdpa"
+
+
 def make_backend(cfg: LLMConfig, work_dir=None) -> Backend:
     if cfg.backend == "openai":
         from .openai import OpenAIBackend

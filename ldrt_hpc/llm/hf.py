@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import LLMConfig
 from ..layout import models_dir
-from . import BackendUnavailable, Messages, Output, Sampling
+from . import BackendUnavailable, Messages, Output, Sampling, attention_kernel
 
 log = logging.getLogger(__name__)
 EMBEDDED = "embedded:smollm2-135m-instruct"
@@ -75,7 +75,7 @@ class TransformersBackend:
         cuda = torch.cuda.is_available()
         dtype = {"auto": torch.bfloat16 if cuda else torch.float32, "float32": torch.float32,
                  "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
-        self.attention = "flash_attention_2" if cuda and importlib.util.find_spec("flash_attn") else "sdpa"
+        self.attention = attention_kernel()
         log.warning("llm: %s on %s, %s, attention %s", path, "cuda" if cuda else "cpu", dtype, self.attention)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"  # batched generation continues every prompt at the same position

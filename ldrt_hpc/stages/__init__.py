@@ -10,7 +10,9 @@ of every other stage (PyMuPDF, OpenCV, scikit-learn, torch).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -46,6 +48,12 @@ class Shard:
         from ..shards import ShardReader
 
         return ShardReader(self.upstream[stage])
+
+    def resume_log(self, prefix: str, shaping: Any) -> Path:
+        """A JSON-lines resume log in the state dir, named by a hash of what shapes its records: other settings
+        start afresh, settings that do not shape them (an endpoint address, a batch size) resume."""
+        key = json.dumps(shaping, sort_keys=True, default=str)
+        return self.state_dir / f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
 
     @property
     def state_dir(self) -> Path:

@@ -8,7 +8,6 @@ training. The domain code is ldrt_hpc/evaluate/; this module only drives it over
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from typing import Any
@@ -31,14 +30,16 @@ SCHEMA = Schema(
 )
 
 
-def eval_items(shard: Shard, cfg: PipelineConfig) -> list[dict[str, Any]]:
+def eval_items(shard: Shard, papers: set[str]) -> list[dict[str, Any]]:
     """The kept qa samples of this shard whose paper is in the eval set."""
-    from ..instruct.split import kept_samples, split_samples
-
-    settings = cfg.stages.answer
-    _, _, eval_papers = split_samples(kept_samples(cfg.work_dir), settings.eval_share, settings.split_seed)
     with shard.read("qa") as reader:
-        return [r for r in reader if r["kept"] and r["paper_id"] in eval_papers]
+        return [r for r in reader if r["kept"] and r["paper_id"] in papers]
+
+
+def _eval_papers(cfg: PipelineConfig) -> set[str]:
+    from ..instruct.split import eval_papers
+
+    return eval_papers(cfg.work_dir, cfg.stages.answer.eval_share, cfg.stages.answer.split_seed)
 
 
 def generation_settings(settings: AnswerConfig) -> dict[str, Any]:
@@ -47,12 +48,13 @@ def generation_settings(settings: AnswerConfig) -> dict[str, Any]:
 
 
 def _progress_path(shard: Shard, settings: AnswerConfig, model: EvalModel):
-    key = json.dumps({"model": [model.name, str(model.path)], **generation_settings(settings)}, sort_keys=True)
-    return shard.state_dir / f"answers-{model.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+    return shard.resume_log(f"answers-{model.name}", {"model": [model.name, str(model.path)],
+                                                      **generation_settings(settings)})
 
 
-def preflight(cfg: PipelineConfig) -> None:
-    """Before submitting: models are configured and their folders exist."""
+def preflight(cfg: PipelineConfig, papers: set[str] | None = None) -> None:
+    """Before submitting (and in each task): models are configured, their folders exist, none was trained on an
+    eval paper (`papers`: the eval papers, when the caller has them already)."""
     models = cfg.stages.answer.models
     if not models:
         raise ConfigError(f"{cfg._source or 'the pipeline config'}: stages.answer.models is empty: name the models to "
@@ -60,21 +62,19 @@ def preflight(cfg: PipelineConfig) -> None:
     missing = [f"{m.name}: {m.path}" for m in models if not (m.path / "config.json").is_file()]
     if missing:
         raise ConfigError(f"model folders without config.json: {'; '.join(missing)}")
-    check_held_out(cfg)
+    check_held_out(cfg, papers)
 
 
-def check_held_out(cfg: PipelineConfig) -> None:
+def check_held_out(cfg: PipelineConfig, papers: set[str] | None = None) -> None:
     """A fine-tuned model must not be evaluated on papers it was trained on: its folder names the papers its
     training left out (ldrt_hpc/train/data.py SPLIT_FILE); every eval paper here must be one of them."""
-    from ..instruct.split import kept_samples, split_samples
     from ..train.data import SPLIT_FILE
 
-    settings = cfg.stages.answer
-    records = {m.name: json.loads((m.path / SPLIT_FILE).read_text()) for m in settings.models
+    records = {m.name: json.loads((m.path / SPLIT_FILE).read_text()) for m in cfg.stages.answer.models
                if (m.path / SPLIT_FILE).is_file()}
     if not records:
         return
-    _, _, eval_papers = split_samples(kept_samples(cfg.work_dir), settings.eval_share, settings.split_seed)
+    eval_papers = _eval_papers(cfg) if papers is None else papers
     for name, record in records.items():
         if record["eval_papers"] is None:
             continue
@@ -87,8 +87,9 @@ def check_held_out(cfg: PipelineConfig) -> None:
 
 def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
     settings = cfg.stages.answer
-    preflight(cfg)
-    items = eval_items(shard, cfg)
+    papers = _eval_papers(cfg)  # reads every qa shard: once per task
+    preflight(cfg, papers)
+    items = eval_items(shard, papers)
     answers: dict[str, dict[str, dict]] = {}
     generated = 0
     for model in settings.models:

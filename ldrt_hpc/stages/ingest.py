@@ -43,17 +43,11 @@ def paper_id_for(path: str) -> str:
 
 def downloaded_pdfs(work_dir: Path) -> list[str]:
     """Paths of the PDFs that the `download` stage fetched (every download shard must be complete)."""
-    from ..plan import PlanError, load_plan
-    from ..shards import ShardReader, is_complete, shard_path
+    from ..plan import require_complete
+    from ..shards import ShardReader, shard_path
 
     stage_dir = layout.stage_dir(work_dir, "download")
-    plan = load_plan(stage_dir)
-    if plan is None:
-        raise PlanError("stages.ingest.from_download: `download` has not run: run `ldrt-hpc run download` first")
-    missing = [i for i in range(plan.num_shards) if not is_complete(stage_dir, i)]
-    if missing:
-        raise PlanError(f"stages.ingest.from_download: download shards {missing} are not complete "
-                        "(`ldrt-hpc status download`, `ldrt-hpc rerun download`)")
+    plan = require_complete(work_dir, "download", "stages.ingest.from_download")
     paths = []
     for index in range(plan.num_shards):
         with ShardReader(shard_path(stage_dir, index)) as reader:

@@ -8,7 +8,6 @@ The domain code is ldrt_hpc/evaluate/judging.py; this module only drives it over
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from typing import Any
@@ -44,10 +43,9 @@ def _key(item: dict[str, Any]) -> str:
 
 
 def _progress_path(shard: Shard, settings: JudgeConfig, judge: JudgeModel, version: str):
-    shaping = {"judge": judge.model_dump(mode="json", exclude={"batch_size", "base_url", "api_key_env"}),
-               "settings": settings.model_dump(mode="json", exclude={"judges"}), "prompts": version}
-    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:12]
-    return shard.state_dir / f"judge-{judge.name}-{digest}.jsonl"
+    return shard.resume_log(f"judge-{judge.name}", {
+        "judge": judge.model_dump(mode="json", exclude={"batch_size", "base_url", "api_key_env"}),
+        "settings": settings.model_dump(mode="json", exclude={"judges"}), "prompts": version})
 
 
 def judge_items(shard: Shard) -> list[dict[str, Any]]:

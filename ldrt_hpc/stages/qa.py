@@ -6,9 +6,7 @@ its provenance. The domain code is ldrt_hpc/instruct/; this module only drives i
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -38,9 +36,8 @@ SCHEMA = Schema(
 def _progress_path(shard: Shard, cfg: PipelineConfig) -> Path:
     """Finished figures of a shard, keyed by what shapes the samples (the qa settings and the generator): another
     prompt, model or temperature starts afresh; another endpoint address or batch size resumes."""
-    key = json.dumps({"qa": cfg.stages.qa.model_dump(mode="json"), "llm": [cfg.llm.backend, cfg.llm.model]},
-                     sort_keys=True)
-    return shard.state_dir / f"progress-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
+    return shard.resume_log("progress", {"qa": cfg.stages.qa.model_dump(mode="json"),
+                                         "llm": [cfg.llm.backend, cfg.llm.model]})
 
 
 def _save(progress: Path, samples: dict[int, list[dict]]) -> None:

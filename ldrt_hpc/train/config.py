@@ -171,16 +171,6 @@ def load_train(path: str | os.PathLike) -> TrainConfig:
 
 def freeze_train(config: TrainConfig, write: bool = True) -> Path:
     """The resolved config under OUTPUT/_configs/<hash>.yaml: the job receives this path, never the object."""
-    import yaml
+    from ..config import freeze_into
 
-    from ..config import config_hash, to_plain
-
-    digest = config_hash(config)
-    target = config.output_dir / "_configs" / f"{digest}.yaml"
-    if write and not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(f"# Frozen by ldrt-hpc train (config hash {digest}): python -m ldrt_hpc.train --config {target}\n"
-                       + yaml.safe_dump(to_plain(config), sort_keys=False))
-        os.replace(tmp, target)
-    return target
+    return freeze_into(config, config.output_dir / "_configs", "python -m ldrt_hpc.train --config", write)

@@ -63,9 +63,9 @@ def held_out_papers(cfg: DataConfig) -> list[str] | None:
     """The eval papers training leaves out (None for LLaVA-JSON data: no paper ids to check against)."""
     if cfg.work_dir is None:
         return None
-    from ..instruct.split import kept_samples, split_samples
+    from ..instruct.split import eval_papers
 
-    return sorted(split_samples(kept_samples(cfg.work_dir), cfg.eval_share, cfg.split_seed)[2])
+    return sorted(eval_papers(cfg.work_dir, cfg.eval_share, cfg.split_seed))
 
 
 def from_llava_json(path: Path, image_folder: Path | None = None) -> list[Example]:

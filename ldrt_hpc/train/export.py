@@ -22,7 +22,7 @@ def check_weights(path: Path, expected: int | None = None) -> int:
 
     with safe_open(str(path), "pt") as handle:
         names = list(handle.keys())
-        empty = [n for n in names if handle.get_slice(n).get_shape() in ([], [0]) or 0 in handle.get_slice(n).get_shape()]
+        empty = [n for n in names if not all(handle.get_slice(n).get_shape() or [0])]  # [] (a scalar) or a 0 dim
     if not names or empty or (expected is not None and len(names) != expected):
         raise EmptyWeights(f"{path}: {len(names)} tensors (expected {expected}), empty: {empty[:5]}")
     return len(names)
@@ -67,10 +67,8 @@ def merge(folder: Path, base_dir: Path, processor, precision: str) -> Path:
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    from .models import PROJECTOR as projector_name
-
     base = load_checkpoint(base_dir, dtype=torch.float32, attention="sdpa").model
-    getattr(base.model, projector_name).load_state_dict(load_file(folder / "projector.safetensors"))
+    getattr(base.model, PROJECTOR).load_state_dict(load_file(folder / "projector.safetensors"))
     merged = PeftModel.from_pretrained(base, folder / "adapter").merge_and_unload()
     if precision == "bf16":
         merged = merged.to(torch.bfloat16)

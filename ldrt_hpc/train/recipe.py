@@ -9,7 +9,6 @@ phase (its DONE file) is skipped.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import math
@@ -18,8 +17,9 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ..llm import attention_kernel
 from . import checkpoints
 from .config import PhaseConfig, TrainConfig, load_train
 from .data import SPLIT_FILE, BatchOrder, InstructionDataset, collate, held_out_papers, load_examples
@@ -59,17 +59,6 @@ def init_distributed() -> Ranks:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     return Ranks(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
-
-
-def attention_kernel(requested: str) -> str:
-    """FlashAttention-2 when asked for or ('auto') when importable with a GPU; otherwise SDPA."""
-    import torch
-
-    if requested != "auto":
-        return requested
-    if importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available():
-        return "flash_attention_2"
-    return "sdpa"
 
 
 def accumulation_steps(phase: PhaseConfig, world: int) -> int:
@@ -227,8 +216,10 @@ def load_projector(model, path: Path) -> None:
 # one phase
 
 
-def train(config_path: str | os.PathLike) -> dict[str, Any]:
-    """All phases of a config on this rank; returns what happened (finished, or stopped for a requeue)."""
+def train(config_path: str | os.PathLike, on_requeue: Callable[[], None] | None = None) -> dict[str, Any]:
+    """All phases of a config on this rank; returns what happened (finished, or stopped for a requeue).
+    `on_requeue`: called on rank 0 after the checkpoint when the run stops to be continued (the launcher's way to
+    requeue the job; without one, the REQUEUE files are the request)."""
     logging.basicConfig(level=os.environ.get("LDRT_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     # DeepSpeed calls torch.distributed functions torch 2.13 deprecates: one warning per call would flood the log
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
@@ -248,7 +239,7 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
         if agreed(ranks, (folder / DONE).is_file()):
             summary["phases"][phase_name] = json.loads((folder / DONE).read_text())
             continue
-        result = run_phase(cfg, phase_name, ranks, watch)
+        result = run_phase(cfg, phase_name, ranks, watch, on_requeue)
         summary["phases"][phase_name] = result
         if result["stopped"]:
             summary["stopped"] = result["stopped"]
@@ -256,7 +247,7 @@ def train(config_path: str | os.PathLike) -> dict[str, Any]:
     return summary
 
 
-def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks, watch: StopWatch) -> dict[str, Any]:
+def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks, watch: StopWatch, on_requeue=None) -> dict[str, Any]:
     """One phase on this rank: build, resume, train to the end (then write the outputs) or to a stop."""
     import torch
 
@@ -280,7 +271,7 @@ def run_phase(cfg: TrainConfig, phase_name: str, ranks: Ranks, watch: StopWatch)
     dataset = InstructionDataset(examples, processor, cfg.data.max_length)
     trainlog = TrainLog(folder / "train_log.csv", [g["name"] for g in groups], enabled=ranks.rank == 0, resume_at=step)
     stopped = loop(engine, dataset, order, processor.tokenizer.pad_token_id, cfg, step, total, ranks, trainlog, watch,
-                   folder)
+                   folder, on_requeue)
     try:
         if stopped:
             return {"stopped": stopped, "step": read_step(folder / "checkpoints")}
@@ -399,7 +390,7 @@ def save_checkpoint(engine, ckpt_dir: Path, step: int, ranks: Ranks, keep: int) 
     return target
 
 
-def loop(engine, dataset, order, pad_id, cfg, step, total, ranks, trainlog, watch, folder):
+def loop(engine, dataset, order, pad_id, cfg, step, total, ranks, trainlog, watch, folder, on_requeue):
     """Optimizer steps from `step` to `total`; returns None, or why it stopped early (after a checkpoint)."""
     import torch
     import torch.distributed as dist
@@ -436,7 +427,7 @@ def loop(engine, dataset, order, pad_id, cfg, step, total, ranks, trainlog, watc
             if fault_at and step == fault_at:
                 os._exit(3)
             if reason.item() and step < total:  # at the last step: finish (the outputs) rather than requeue
-                return stop(int(reason.item()), watch, folder, step, ranks)
+                return stop(int(reason.item()), watch, folder, step, ranks, on_requeue)
             if step >= total or step % order.steps_per_epoch == 0:
                 break
     return None
@@ -465,8 +456,9 @@ def checked(batches, ranks: Ranks, device):
         yield batch
 
 
-def stop(reason: int, watch: StopWatch, folder: Path, step: int, ranks: Ranks) -> str:
-    """After the checkpoint: ask for a requeue (submitit's handler, or the REQUEUE file the static scripts read)."""
+def stop(reason: int, watch: StopWatch, folder: Path, step: int, ranks: Ranks, on_requeue) -> str:
+    """After the checkpoint: ask for a requeue (the launcher's callback, and the REQUEUE files the static scripts
+    read)."""
     what = "requeue" if reason == REQUEUE else "stop"
     if ranks.rank == 0:
         log.warning("stopping at step %d (%s): checkpoint saved; %s", step, watch.signal_name or "signal", what)
@@ -475,7 +467,8 @@ def stop(reason: int, watch: StopWatch, folder: Path, step: int, ranks: Ranks) -
             (folder / REQUEUE_FILE).write_text(note)
             if os.environ.get(REQUEUE_ENV):  # the static job scripts requeue the job when this file appears
                 Path(os.environ[REQUEUE_ENV]).write_text(note)
-            watch.requeue_with_submitit()
+            if on_requeue is not None:
+                on_requeue()
     return what
 
 

@@ -3,14 +3,14 @@ SIGTERM (preemption, scancel), or the job's deadline ($LDRT_TRAIN_DEADLINE, epoc
 scripts) coming closer than `stop_before_limit_s`. The handlers only set a flag; the training loop agrees on it
 across ranks at the next optimizer step (a collective), saves a checkpoint and stops.
 
-USR2 and the deadline ask for a requeue (the job continues later); SIGTERM only stops."""
+USR2 and the deadline ask for a requeue (the job continues later); SIGTERM only stops. How a requeue happens is
+the launcher's business (ldrt_hpc/launch/train.py hands the recipe a callback)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
-from typing import Callable
 
 REQUEUE = 2
 STOP = 1
@@ -25,9 +25,8 @@ class StopWatch:
         self.signal_name = ""
         deadline = os.environ.get(DEADLINE_ENV)
         self.deadline = float(deadline) - stop_before_limit_s if deadline else None
-        self.previous: dict[int, Callable | int | None] = {}
         for number, reason in ((signal.SIGUSR2, REQUEUE), (signal.SIGTERM, STOP)):
-            self.previous[number] = signal.signal(number, self._handler(reason))
+            signal.signal(number, self._handler(reason))
 
     def _handler(self, reason: int):
         def handle(signum, frame) -> None:
@@ -40,13 +39,3 @@ class StopWatch:
         if self.deadline is not None and time.time() >= self.deadline:
             self.flag, self.signal_name = max(self.flag, REQUEUE), self.signal_name or "deadline"
         return self.flag
-
-    def requeue_with_submitit(self) -> bool:
-        """Inside a submitit job, hand over to submitit's own USR2 handler (it calls the task's `checkpoint` and
-        requeues the job); False when there is none (torchrun from a static script: the script requeues)."""
-        handler = self.previous.get(signal.SIGUSR2)
-        owner = type(getattr(handler, "__self__", None)).__module__  # submitit's SignalHandler method, or not
-        if not callable(handler) or not owner.startswith("submitit"):
-            return False
-        handler(signal.SIGUSR2, None)
-        return True

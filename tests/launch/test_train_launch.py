@@ -73,3 +73,26 @@ def test_a_short_training_job_on_the_local_slurm_cluster(slurm, tmp_path, monkey
     assert record["job_id"] == result.job_id and record["ranks"] == 2 and record["cluster"] == "localslurm"
     logs = (tmp_path / "out/_jobs/logs" / f"{result.job_id}_0_log.err").read_text()
     assert "2 per device x 2 ranks" in logs
+
+
+def test_the_requeue_goes_to_submitits_handler_only():
+    import signal
+
+    from ldrt_hpc.launch.train import submitit_requeue
+
+    previous = signal.getsignal(signal.SIGUSR2)
+    try:
+        signal.signal(signal.SIGUSR2, lambda *args: None)  # not submitit's: no hand-over
+        assert submitit_requeue() is None
+        calls = []
+
+        class SignalHandler:  # what submitit installs (submitit.core.job_environment.SignalHandler)
+            def checkpoint_and_try_requeue(self, signum, frame):
+                calls.append(signum)
+
+        SignalHandler.__module__ = "submitit.core.job_environment"
+        signal.signal(signal.SIGUSR2, SignalHandler().checkpoint_and_try_requeue)
+        submitit_requeue()()
+        assert calls == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
