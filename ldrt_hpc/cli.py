@@ -175,7 +175,8 @@ def _progress_printer(stage: str):
 
 def cmd_run(args) -> int:
     cfg = _config(args)
-    return _submit_and_report(cfg, args, args.cluster or cfg.cluster, num_shards=args.num_shards, replan=args.replan)
+    return _submit_and_report(cfg, args, args.cluster or cfg.cluster, num_shards=args.num_shards, replan=args.replan,
+                              mode=args.mode)
 
 
 def cmd_rerun(args) -> int:
@@ -185,7 +186,31 @@ def cmd_rerun(args) -> int:
     require_plan(cfg, args.stage)
     if args.verify and _verify(cfg, args.stage, set_aside=not args.dry_run) and args.dry_run:
         print(f"{args.stage}: (dry run: bad shards were not set aside, so they are not in the list below)")
-    return _submit_and_report(cfg, args, args.cluster or last_cluster(cfg, args.stage) or cfg.cluster)
+    return _submit_and_report(cfg, args, args.cluster or last_cluster(cfg, args.stage) or cfg.cluster, mode=args.mode)
+
+
+def cmd_pipeline(args) -> int:
+    """`pipeline run|rerun`: submit the chain with dependencies (and with --wait, watch it); `pipeline status`: one
+    table. Exit 1 when a shard failed or is blocked behind a failed one."""
+    from .config import load_cluster
+    from .launch import pipeline
+    from .stages import GRAPH
+
+    cfg = _config(args)
+    names = GRAPH.between(args.first, args.last)
+    if args.action != "status":
+        cluster = args.cluster or cfg.cluster
+        profile = load_cluster(cluster)
+        submit = pipeline.run if args.action == "run" else pipeline.rerun
+        steps = submit(cfg, cluster, args.first, args.last, args.mode, args.dry_run)
+        print(pipeline.format_run(steps, args.dry_run, profile.scheduler, args.mode or profile.mode), end="")
+        if args.dry_run:
+            return 0
+        if args.wait:
+            pipeline.wait(cfg, names, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    table = pipeline.stage_counts(cfg, names)
+    print(pipeline.format_table(table, pipeline.continuation_jobs(cfg)))
+    return 1 if any(counts.failed or counts.blocked for counts in table) else 0
 
 
 def cmd_status(args) -> int:
@@ -271,6 +296,13 @@ def cmd_task(args) -> int:
                        claim_as=current_job(args.job_id))
     print(f"{args.stage} shard {args.shard}: {marker.get('item_count')} items")
     return 0
+
+
+def cmd_worker(args) -> int:
+    """One rank of an MPI ensemble job (ldrt_hpc/launch/ensemble.py): the ranks share the stage's shards."""
+    from .launch.ensemble import worker_main
+
+    return worker_main(args)
 
 
 def cmd_export(args) -> int:
@@ -399,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replan", action="store_true", help="move the pinned plan and its shards aside and re-plan")
     p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
+    p.add_argument("--mode", choices=("array", "mpi"), help="array tasks, or one MPI ensemble job (default: profile's)")
     _resource_flags(p)
 
     p = stage_command("rerun", cmd_rerun, "resubmit only the failed, corrupt and missing shards")
@@ -407,7 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", help="only these shards, e.g. 3,5")
     p.add_argument("--dry-run", action="store_true", help="print the job script and shard list; submit nothing")
     p.add_argument("--wait", action="store_true", help="wait until no shard is pending or running")
+    p.add_argument("--mode", choices=("array", "mpi"), help="array tasks, or one MPI ensemble job (default: profile's)")
     _resource_flags(p)
+
+    p = sub.add_parser("pipeline", help="`run`: every stage at once, chained by scheduler dependencies; `status`: "
+                                        "one table; `rerun`: failed shards and everything below them")
+    p.add_argument("action", choices=("run", "status", "rerun"))
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
+    p.add_argument("--cluster", help="cluster profile name or path (default: the config's)")
+    p.add_argument("--from", dest="first", help="first stage (default: the graph's first)")
+    p.add_argument("--to", dest="last", help="last stage (default: the graph's last)")
+    p.add_argument("--mode", choices=("array", "mpi"), help="array tasks, or one MPI ensemble job per stage "
+                                                           "(default: the profile's mode)")
+    p.add_argument("--dry-run", action="store_true", help="print the dependency graph and every job script")
+    p.add_argument("--wait", action="store_true", help="wait until nothing is queued or running")
+    p.set_defaults(func=cmd_pipeline)
 
     p = stage_command("status", cmd_status, "one row per shard: done / failed / running / pending / missing; "
                                             "exit 1 when a shard failed or is corrupt")
@@ -431,6 +478,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=int, required=True, help="shard index")
     p.add_argument("--job-id", help="scheduler job id, recorded in the marker")
     p.add_argument("--force", action="store_true", help="run even if the shard is complete")
+
+    p = stage_command("worker", cmd_worker, "one rank of an MPI ensemble job (`mpiexec -n R ldrt-hpc worker STAGE`): "
+                                            "rank 0 hands out the shards, every rank runs them")
+    p.add_argument("--shards", help="only these shards, e.g. 0-9,17 (default: every shard that is not done)")
+    p.add_argument("--generation", help="the submission that reserved the shards (`run --mode mpi` sets it); "
+                                        "default: each shard is claimed as a direct run")
+    p.add_argument("--job-id", help="scheduler job id, recorded with each shard")
+    p.add_argument("--deadline", type=float,
+                   help="epoch seconds at which the job's wall time ends (default: $LDRT_JOB_DEADLINE, else none)")
+    p.add_argument("--expected-s", type=float,
+                   help="a shard's expected duration in seconds until one has finished (default: no guess)")
 
     p = sub.add_parser("train", help="fine-tune LLaVA (align + LoRA) as one multi-node job; resumes by itself")
     p.add_argument("--config", required=True, help="training config YAML (configs/train/*.yaml)")

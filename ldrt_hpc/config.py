@@ -106,6 +106,8 @@ class Resources(Strict):
     """Seconds before the time limit at which the task is warned (USR2), saves its progress and is requeued."""
     extra_directives: dict[str, str | int | bool] = Field(default_factory=dict)
     """Raw scheduler options added as they are (e.g. {'reservation': 'x'} for Slurm, {'l place': 'scatter'})."""
+    ranks_per_node: int | None = Field(None, ge=1)
+    """MPI ensemble mode: worker ranks per node (None: tasks_per_node); GPUs are shared out among them."""
 
 
 class ClusterProfile(Strict):
@@ -141,6 +143,11 @@ class ClusterProfile(Strict):
     """Python command on the compute nodes (None: `python` of `conda_env`, else the interpreter that submits)."""
     resources: dict[str, Resources]
     """Resources per class of work: 'cpu' for PDF stages, 'gpu' for LLM stages, 'multinode_gpu' for training."""
+    mode: Literal["array", "mpi"] = "array"
+    """How a stage's shards are submitted: 'array' (one array task per shard) or 'mpi' (one ensemble job whose
+    ranks share the shards: `mpiexec ldrt-hpc worker`; for sites that cap queued jobs); --mode overrides it."""
+    srun_mpi: str = "pmix"
+    """Slurm: the `srun --mpi=` plugin that starts the ranks of an MPI ensemble job (`srun --mpi=list`)."""
 
     @field_validator("resources")
     @classmethod

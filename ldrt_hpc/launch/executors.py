@@ -64,8 +64,9 @@ def _signal_delay(resources: Resources) -> int:
     return resources.signal_delay_s
 
 
-def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: str) -> dict[str, Any]:
-    """Parameters for submitit's SlurmExecutor (names as in sbatch)."""
+def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: str, mpi: bool = False) -> dict[str, Any]:
+    """Parameters for submitit's SlurmExecutor (names as in sbatch); `mpi`: srun starts the tasks as the ranks of
+    one MPI job (an ensemble job: the profile's PMI plugin)."""
     params: dict[str, Any] = {
         "job_name": job_name,
         "time": resources.time_min,
@@ -88,6 +89,8 @@ def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: st
     # the task is checkpointable (ldrt_hpc/launch/task.py): on USR2 it requeues itself, which sites with
     # JobRequeue=0 refuse unless the job asked for it
     params["additional_parameters"] = {"requeue": True, **resources.extra_directives}
+    if mpi:
+        params["srun_args"] = [f"--mpi={profile.srun_mpi}"]
     return params
 
 
@@ -134,14 +137,16 @@ def python_command(profile: ClusterProfile) -> str:
     return shlex.quote(sys.executable)
 
 
-def make_executor(profile: ClusterProfile, resources: Resources, folder: Path, job_name: str, ranks: bool = False):
+def make_executor(profile: ClusterProfile, resources: Resources, folder: Path, job_name: str, ranks: bool = False,
+                  mpi: bool = False):
     """A submitit executor configured from the profile (the caller submits through it). `ranks`: a job of
-    nodes x tasks_per_node processes that work together (training), not one process per array task."""
+    nodes x tasks_per_node processes that work together (training), not one process per array task; `mpi`: those
+    processes are the ranks of one MPI job (an ensemble job)."""
     # a multi-day training run is stopped at every time limit and requeued: submitit's default of 3 would end it
     timeouts = 1000 if ranks else 3
     if profile.scheduler == "slurm":
         executor = submitit.SlurmExecutor(folder=folder, python=python_command(profile), max_num_timeout=timeouts)
-        executor.update_parameters(**slurm_parameters(profile, resources, job_name))
+        executor.update_parameters(**slurm_parameters(profile, resources, job_name, mpi))
     elif profile.scheduler == "pbs":
         executor = PBSExecutor(folder=folder, python=python_command(profile), max_num_timeout=timeouts)
         executor.update_parameters(**pbs_parameters(profile, resources, job_name, ranks))
@@ -155,7 +160,7 @@ def make_executor(profile: ClusterProfile, resources: Resources, folder: Path, j
 
 def job_script(
     profile: ClusterProfile, resources: Resources, folder: Path, job_name: str, array_size: int,
-    python: str | None = None, ranks: bool = False,
+    python: str | None = None, ranks: bool = False, mpi: bool = False,
 ) -> str:
     """The exact job script `make_executor` would submit for an array of `array_size` tasks (for --dry-run and
     golden tests; needs no scheduler on this machine)."""
@@ -165,7 +170,7 @@ def job_script(
     setup = _setup(profile, resources, python)  # the environment check runs the same Python as the command
     if profile.scheduler == "slurm":
         return _make_sbatch_string(command=command, folder=folder, map_count=map_count,
-                                   **{**slurm_parameters(profile, resources, job_name), "setup": setup})
+                                   **{**slurm_parameters(profile, resources, job_name, mpi), "setup": setup})
     if profile.scheduler == "pbs":
         return _make_pbs_string(command=command, folder=folder, map_count=map_count,
                                 **{**pbs_parameters(profile, resources, job_name, ranks), "setup": setup})

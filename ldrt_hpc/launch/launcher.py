@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import io
 import os
 import re
@@ -35,7 +36,9 @@ from ..shards import (
     verify_shard,
 )
 from ..stages import GRAPH, get_stage
-from . import schedulers, status
+from . import ensemble_jobs, schedulers, status
+from .dependencies import After
+from .dependencies import directives as dependency_directives
 from .executors import job_script, make_executor
 from .selection import format_shards, parse_shards
 from .state import ACTIVE, RUNNING, TO_SUBMIT
@@ -176,29 +179,41 @@ def submit(
     extra_directives: dict | None = None,
     lock_wait_s: float = 60.0,
     overrides: dict[str, Any] | None = None,
+    mode: str | None = None,
+    afters: list[After] | None = None,
 ) -> Submission:
     """Submit the shards of a stage that are failed, corrupt or missing (not done, not active).
 
     Under the stage's submission lock: read the state, reserve the chosen shards for a new generation, submit,
     record the job ids; a shard that is pending, running or being cancelled is never submitted twice.
     `extra_directives` adds raw scheduler options for this submission only (e.g. {'hold': True}); `overrides`
-    changes resources for this submission (fields of a resource class, plus 'account' and 'mail').
+    changes resources for this submission (fields of a resource class, plus 'account' and 'mail'). `mode`: 'array'
+    or 'mpi' (one ensemble job; default: the profile's). `afters`: scheduler dependencies (`pipeline run`); shards
+    whose upstream shards are not complete yet are then submitted too, to wait in the queue.
     """
     stage = get_stage(stage_name)
     stage.check(cfg)  # preflight: a missing backend (package, jar) is refused here, not found in every job
     cluster = cluster or cfg.cluster
+    profile = load_cluster(cluster)
+    mode = mode or profile.mode
+    waits = dependency_directives(profile.scheduler, afters or [])
     profile, resources = placement(cfg, stage_name, cluster, {**(overrides or {}),
-                                                              "extra_directives": extra_directives or {}})
+                                                              "extra_directives": {**(extra_directives or {}), **waits}})
     directory = stage_dir(cfg, stage_name)
+    choose = functools.partial(_choose, cfg, stage_name, profile, resources, cluster, shards, num_shards, replan,
+                               python=python, mode=mode, queued_upstream=afters is not None)
     if dry_run:
-        return _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, True, python)
+        return choose(True)
     _check_space(cfg.work_dir)
     started = time.time()
     folder = log_folder(cfg, stage_name)
     try:
         with ownership.submission_lock(directory, f"ldrt-hpc run {stage_name}", wait_s=lock_wait_s):
-            result = _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, False, python)
-            _hold_back_beyond_queue_limit(profile, result)
+            result = choose(False)
+            if mode == "mpi":
+                result.shards, result.held_back = result.shards, []  # one job, whatever the shard count
+            else:
+                _hold_back_beyond_queue_limit(profile, result)
             if not result.shards:
                 return result
             _remove_dead_attempts(directory, result.shards)
@@ -207,8 +222,12 @@ def submit(
             result.generation = ownership.new_generation()
             ownership.append_records(directory, [
                 {"shard": i, "generation": result.generation, "scheduler": profile.scheduler, "cluster": cluster,
-                 "folder": str(folder), "submitted_at": time.time(), "submitter": ownership.whoami(), "job_id": None}
+                 "folder": str(folder), "submitted_at": time.time(), "submitter": ownership.whoami(), "job_id": None,
+                 **({"ensemble": True} if mode == "mpi" else {})}
                 for i in result.shards])
+            if mode == "mpi" and profile.scheduler != "local":
+                ensemble_jobs.submit(profile, resources, folder, config_path, stage_name, result)
+                return result
             executor = make_executor(profile, resources, folder, f"ldrt-{stage_name}")
             if profile.scheduler != "local":
                 _submit_arrays(executor, profile, resources, directory, config_path, stage_name, result)
@@ -216,6 +235,9 @@ def submit(
     except OSError as exc:
         _remove_partial_files(folder, started)
         raise _file_system_error(exc, directory) from None
+    if mode == "mpi":  # local: mpirun on this machine, after the lock is released; waits for it
+        ensemble_jobs.run_here(profile, resources, folder, config_path, stage_name, result)
+        return result
     # local: the lock is released once the shards are reserved; the pool runs them and waits for them
     with _exported({"LDRT_WORKERS": str(resources.cpus_per_task), **profile.exports}):
         result.job_ids = _run_local(executor, config_path, directory, stage_name, result.shards,
@@ -263,8 +285,11 @@ def _mail_directives(scheduler: str, address: str) -> dict[str, str]:
     return {}
 
 
-def _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, dry_run, python) -> Submission:
-    """Pin (or re-plan) the plan and choose the shards to submit; the job script that would run them."""
+def _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, replan, dry_run, python, mode="array",
+            queued_upstream=False) -> Submission:
+    """Pin (or re-plan) the plan and choose the shards to submit; the job script that would run them.
+    `queued_upstream`: the submission waits for its upstream jobs in the queue (scheduler dependencies), so shards
+    whose upstream shards are not complete yet are chosen too."""
     directory = stage_dir(cfg, stage_name)
     pinned = load_plan(directory)
     if pinned is not None and not replan:
@@ -285,8 +310,12 @@ def _choose(cfg, stage_name, profile, resources, cluster, shards, num_shards, re
     active = [r.shard for r in rows if r.shard in selected and r.state in ACTIVE]
     todo = [r.shard for r in rows if r.shard in selected and r.state in TO_SUBMIT]
     # shard i of a downstream stage starts from shard i of its inputs: wait until those are complete
-    waiting = [i for i in todo if not all(is_complete(stage_dir(cfg, up), i) for up in plan.upstream)]
+    waiting = [] if queued_upstream else [i for i in todo if not all(is_complete(stage_dir(cfg, up), i)
+                                                                     for up in plan.upstream)]
     todo = [i for i in todo if i not in waiting]
+    if mode == "mpi":
+        script = ensemble_jobs.script(profile, resources, log_folder(cfg, stage_name), stage_name, python=python)
+        return Submission(stage_name, cluster, todo, [], script, dry_run, active, waiting)
     chunk = profile.max_array_size if profile.scheduler != "local" else len(todo) or 1
     if profile.scheduler != "local":
         resources = resources.model_copy(update={"array_parallelism": array_parallelism(resources, len(todo), chunk)})
@@ -340,8 +369,8 @@ def _submit_arrays(executor, profile: ClusterProfile, resources: Resources, dire
         result.job_ids += ids
 
 
-def cancel(cfg: PipelineConfig, stage: str, grace_s: float = 10.0) -> list[ShardStatus]:
-    """Cancel every pending or running shard of the stage; returns the rows that were cancelled.
+def cancel(cfg: PipelineConfig, stage: str, grace_s: float = 10.0, shards: set[int] | None = None) -> list[ShardStatus]:
+    """Cancel every pending or running shard of the stage (or only `shards`); returns the rows that were cancelled.
 
     1. under the submission lock, mark each active shard's generation cancelled: from now on none of its tasks
        can commit (ldrt_hpc/ownership.py), whatever the scheduler does;
@@ -351,7 +380,7 @@ def cancel(cfg: PipelineConfig, stage: str, grace_s: float = 10.0) -> list[Shard
     """
     directory = stage_dir(cfg, stage)
     with ownership.submission_lock(directory, f"ldrt-hpc cancel {stage}"):
-        rows = [r for r in stage_status(cfg, stage) if r.state in ACTIVE]
+        rows = [r for r in stage_status(cfg, stage) if r.state in ACTIVE and (shards is None or r.shard in shards)]
         now = time.time()
         ownership.append_records(directory, [{"shard": r.shard, "generation": r.generation, "cancelled_at": now}
                                              for r in rows])

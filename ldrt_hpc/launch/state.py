@@ -88,7 +88,8 @@ def reconcile(evidence: Evidence) -> tuple[str, str | None]:
             return "cancelling", f"cancel requested at {_clock(record['cancelled_at'])}; job {record.get('job_id')} " \
                                  f"is still {native.lower()}"
         return "failed", f"cancelled at {_clock(record['cancelled_at'])} (`ldrt-hpc cancel`)"
-    live_first = record.get("scheduler") in LIVE_FIRST
+    # an ensemble job goes on after one of its shards failed: that failure is final while the job still runs
+    live_first = record.get("scheduler") in LIVE_FIRST and not record.get("ensemble")
     if live_first or not _failure_is_current(evidence):
         if native in PENDING:
             return "pending", None
@@ -99,6 +100,6 @@ def reconcile(evidence: Evidence) -> tuple[str, str | None]:
     if _failure_is_current(evidence):
         return "failed", evidence.failure.get("error")
     young = evidence.now - record.get("submitted_at", 0) < ACCOUNTING_DELAY_S
-    if native == "UNKNOWN" and live_first and young:
+    if native == "UNKNOWN" and record.get("scheduler") in LIVE_FIRST and young:
         return "pending", None
     return "failed", _ended(evidence)

@@ -71,3 +71,24 @@ def _remember_for_resubmission(config_path: str, stage: str, index: int, generat
 
 shard_task = ShardTask()
 """The callable the launcher submits."""
+
+
+def ensemble_task(config_path: str, stage: str, shards: str, generation: str, wall_s: float, gpus_per_rank: int) -> int:
+    """One rank of an MPI ensemble job (ensemble_jobs.py): the `ldrt-hpc worker` loop in this process, over the
+    shards the submission reserved. `wall_s`: the time this job may count on from now (the worker hands out no
+    shard it could not finish); `gpus_per_rank`: each rank binds that many GPUs by its local rank."""
+    import argparse
+    import time
+
+    import submitit
+
+    from .ensemble import worker_main
+
+    logging.basicConfig(level=os.environ.get("LDRT_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("LDRT_JOB_DEADLINE", str(time.time() + wall_s))
+    if gpus_per_rank:
+        os.environ["LDRT_GPUS_PER_RANK"] = str(gpus_per_rank)
+    job_id = submitit.JobEnvironment().job_id
+    args = argparse.Namespace(stage=stage, config=config_path, shards=shards, generation=generation, job_id=job_id,
+                              deadline=None, expected_s=None)
+    return worker_main(args)

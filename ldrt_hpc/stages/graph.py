@@ -3,7 +3,9 @@ by the CLI (`ldrt-hpc stages`), `make demo` and the launcher; it imports no stag
 
 - `reads`: shard i of this stage reads shard i of those stages (same shard count, checked at planning).
 - `plans_from`: this stage's plan is built from the *content* of those stages (e.g. `download` lists the papers
-  that `search` found). A plan records the state of both kinds of inputs it was made from; a changed upstream
+  that `search` found).
+- `needs_all`: every shard of those stages must be complete before this stage runs (e.g. `answer`: the eval split
+  is over all `qa` shards). A plan records the state of both kinds of inputs it was made from; a changed upstream
   makes it stale, and the stage refuses to run until it is re-planned.
 """
 
@@ -23,10 +25,13 @@ class StageNode:
     """'cpu', 'gpu' or 'multinode_gpu': the cluster profile's resources for it."""
     reads: tuple[str, ...] = ()
     plans_from: tuple[str, ...] = ()
+    needs_all: tuple[str, ...] = ()
+    """Stages every shard of which must be complete before any shard of this one runs (a split over all of
+    them): `pipeline run` makes the whole stage wait for those, not shard i for shard i."""
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return self.reads + tuple(name for name in self.plans_from if name not in self.reads)
+        return self.reads + tuple(name for name in self.plans_from + self.needs_all if name not in self.reads)
 
 
 class StageGraph:
@@ -98,7 +103,7 @@ GRAPH = StageGraph([
               reads=("context",)),
     # the eval split is by paper over all qa shards: shard i answers the eval items of qa shard i
     StageNode("answer", "answer", "every eval item answered by every model (base and fine-tuned LLaVA)", "gpu",
-              reads=("qa", "figures")),
+              reads=("qa", "figures"), needs_all=("qa",)),
     StageNode("judge", "judge", "every answer scored by every LLM judge (LLaVA review in both orders, 0-10 score)",
               "gpu", reads=("answer", "context")),
 ])

@@ -1,0 +1,436 @@
+"""`ldrt-hpc pipeline run|status|rerun`: every stage of the graph submitted at once, chained by scheduler
+dependencies, so that the study runs unattended.
+
+- A stage that reads shard i of its upstream stages (graph `reads`) waits task by task: Slurm `aftercorr` on the
+  upstream arrays (dependencies.py groups the shards so that task k waits for task k); PBS Pro, which has no
+  per-subjob dependency, waits for the whole upstream arrays (`afterok`), and so does every stage in MPI mode
+  (one ensemble job per stage, `afterany`: its ranks check each shard's inputs themselves).
+- A stage that needs all of an upstream stage (`needs_all`) waits for every job of it (`afterok`).
+- A stage planned from an upstream stage's content (`plans_from`: download from search) cannot be planned before
+  that stage is complete: a small *continuation* job waits for it (`afterok`) and runs `pipeline run --from
+  STAGE` on a compute node, which plans the stage and submits the rest.
+- A failed upstream shard leaves its downstream shards pending in the queue with the scheduler's reason (Slurm:
+  DependencyNeverSatisfied); `pipeline status` counts them as blocked and `pipeline rerun` cancels them and
+  submits the failed shards and everything below them again, in one go.
+- On the local profile (no scheduler) the stages run one after the other on this machine.
+
+Every submission goes through launcher.submit: the same plans, generations, records and markers as `ldrt-hpc run`,
+so `status`, `rerun` and `cancel` of one stage work on what the pipeline submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..config import PipelineConfig, freeze, load_cluster, load_pipeline
+from ..errors import PlanError
+from ..layout import stage_dir
+from ..plan import load_plan
+from ..shards import is_complete
+from ..stages import GRAPH
+from . import launcher, schedulers
+from .dependencies import After, array_of, describe, directives, per_task
+from .executors import job_script, make_executor
+from .selection import format_shards
+from .state import ACTIVE, PENDING, RUNNING, TO_SUBMIT
+from .status import ShardStatus, stage_status
+
+CONTINUATION_MIN = 15
+"""Wall time of a continuation job (it plans one stage and submits the rest: seconds of work)."""
+
+
+@dataclass
+class Step:
+    """One submission of the pipeline: an array (or several), an ensemble job, or a continuation job."""
+
+    stage: str
+    kind: str
+    """'array', 'mpi' (one ensemble job), 'continue' (plans `stage` once its inputs are complete, submits the rest),
+    'local' (ran on this machine), 'skip' (nothing to submit)."""
+    shards: list[int] = field(default_factory=list)
+    afters: list[After] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
+    note: str = ""
+    script: str = ""
+
+    def line(self) -> str:
+        what = f"{len(self.shards)} shard(s) {format_shards(self.shards)}" if self.shards else ""
+        arrays = list(dict.fromkeys(array_of(job_id) for job_id in self.job_ids))
+        jobs = f" job {', '.join(arrays[:4])}{' ...' if len(arrays) > 4 else ''}" if arrays else ""
+        return (f"{self.stage:9} {self.kind:8} {what:28} after: {describe(self.afters)}{jobs}"
+                + (f"  ({self.note})" if self.note else "")).rstrip()
+
+
+def pipeline_dir(cfg: PipelineConfig) -> Path:
+    return Path(cfg.work_dir) / "_pipeline"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# run
+
+
+def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str | None = None, mode: str | None = None,
+        dry_run: bool = False, python: str | None = None) -> list[Step]:
+    """Submit every stage from `first` to `last` at once, chained by dependencies (see the module doc)."""
+    names = GRAPH.between(first, last)
+    profile = load_cluster(cluster)
+    mode = mode or profile.mode
+    if profile.scheduler == "local" and not dry_run:
+        return _run_here(cfg, cluster, names, mode)
+    jobs: dict[str, dict[int, str]] = {}
+    """Per stage: the job of each shard that is pending or running (submitted now or before)."""
+    counts: dict[str, int] = {}
+    """Per stage: its shard count (a dry run plans nothing: downstream counts follow their upstream)."""
+    steps: list[Step] = []
+    for name in names:
+        node = GRAPH[name]
+        fan_in = [up for up in node.plans_from if jobs.get(up)]
+        if fan_in and load_plan(stage_dir(cfg.work_dir, name)) is None:
+            steps.append(_continuation(cfg, cluster, name, names[-1], mode, _whole(jobs, fan_in, "afterok"), dry_run,
+                                       python))
+            break
+        plan_count = _shard_count(cfg, name, counts, dry_run)
+        if plan_count is None:
+            steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
+            break
+        counts[name] = plan_count
+        steps += _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, profile.scheduler)
+    if not dry_run:
+        _record(cfg, cluster, steps)
+    return steps
+
+
+def _shard_count(cfg: PipelineConfig, name: str, counts: dict[str, int], dry_run: bool) -> int | None:
+    """The stage's shard count: its pinned plan, else (dry run) its upstream's count, else a new plan pinned now."""
+    pinned = load_plan(stage_dir(cfg.work_dir, name))
+    if pinned is not None:
+        return pinned.num_shards
+    reads = GRAPH[name].reads
+    if dry_run and reads and reads[0] in counts:
+        return counts[reads[0]]
+    try:
+        plan = launcher.wanted_plan(cfg, name, None)
+    except PlanError:
+        return None
+    if not dry_run:
+        from ..plan import pin_plan
+
+        pin_plan(stage_dir(cfg.work_dir, name), plan)
+    return plan.num_shards
+
+
+def _rows(cfg: PipelineConfig, name: str, count: int, dry_run: bool) -> list[ShardStatus]:
+    rows = stage_status(cfg, name)
+    return rows if rows or not dry_run else [ShardStatus(i, "missing") for i in range(count)]
+
+
+def _submit_stage(cfg, cluster, name, mode, jobs, count, dry_run, python, scheduler) -> list[Step]:
+    """Submit the stage's shards that are not done and not active, each group with its dependencies; records the
+    job of every active shard in `jobs` for the stages below."""
+    node = GRAPH[name]
+    rows = _rows(cfg, name, count, dry_run)
+    jobs[name] = {row.shard: row.job_id for row in rows if row.state in ACTIVE and row.job_id}
+    todo = [row.shard for row in rows if row.state in TO_SUBMIT]
+    if dry_run:  # placeholders: task k of '<stage>' is shard k
+        todo = [row.shard for row in rows if row.state != "done"]
+    if not todo:
+        return [Step(name, "skip", note="complete" if not jobs[name] else "already submitted")]
+    ready, blocked = _runnable(cfg, name, todo, jobs)
+    fan_in = _whole(jobs, [up for up in node.needs_all + node.plans_from if up != name], "afterok")
+    steps = []
+    if mode == "mpi":
+        upstream = _whole(jobs, list(node.reads), "afterany")
+        steps.append(_submit(cfg, cluster, name, "mpi", ready, upstream + fan_in, dry_run, python))
+    else:
+        for members, afters in per_task({up: jobs.get(up, {}) for up in node.reads}, ready):
+            steps.append(_submit(cfg, cluster, name, "array", members, afters + fan_in, dry_run, python))
+    for step in steps:
+        jobs[name].update(_jobs_by_shard(step, mode))
+    if blocked:
+        steps.append(Step(name, "skip", blocked, note="not submitted: an upstream shard failed or is missing "
+                                                      "(`ldrt-hpc pipeline rerun` after fixing it)"))
+    return steps
+
+
+def _runnable(cfg, name, todo, jobs) -> tuple[list[int], list[int]]:
+    """Shards whose upstream shards are complete or queued (ready) and those whose upstream shard is neither."""
+    ready, blocked = [], []
+    for index in todo:
+        fine = all(index in jobs.get(up, {}) or is_complete(stage_dir(cfg.work_dir, up), index)
+                   for up in GRAPH[name].reads)
+        (ready if fine else blocked).append(index)
+    return ready, blocked
+
+
+def _whole(jobs: dict[str, dict[int, str]], stages: list[str], kind: str) -> list[After]:
+    """Wait for every job (whole arrays) of these stages."""
+    ids = []
+    for up in stages:
+        ids += [array_of(job_id) for job_id in jobs.get(up, {}).values() if array_of(job_id) not in ids]
+    return [After(kind, tuple(ids))] if ids else []
+
+
+def _jobs_by_shard(step: Step, mode: str) -> dict[int, str]:
+    if mode == "mpi":
+        return {index: step.job_ids[0] for index in step.shards} if step.job_ids else {}
+    return dict(zip(step.shards, step.job_ids))
+
+
+def _submit(cfg, cluster, name, kind, shards, afters, dry_run, python) -> Step:
+    """One launcher submission (array or ensemble) of `shards`, waiting for `afters`."""
+    if not shards:
+        return Step(name, "skip", note="nothing ready")
+    if dry_run:
+        return Step(name, kind, shards, afters, [f"<{name}>_{k}" for k in range(len(shards))] if kind == "array"
+                    else [f"<{name}>"], script=_dry_script(cfg, cluster, name, kind, len(shards), afters, python))
+    submission = launcher.submit(cfg, name, cluster, shards=format_shards(shards), mode=kind, afters=afters,
+                                 python=python)
+    note = f"{len(submission.held_back)} held back by max_queued_jobs" if submission.held_back else ""
+    return Step(name, kind, submission.shards, afters, submission.job_ids, note=note)
+
+
+def _dry_script(cfg, cluster, name, kind, size, afters, python) -> str:
+    """The job script of one submission, its dependency included (no plan is pinned: the count is given)."""
+    from . import ensemble_jobs
+
+    profile = load_cluster(cluster)
+    profile, resources = launcher.placement(cfg, name, cluster, {"extra_directives": directives(profile.scheduler,
+                                                                                                  afters)})
+    folder = launcher.log_folder(cfg, name)
+    if kind == "mpi":
+        return ensemble_jobs.script(profile, resources, folder, name, python=python)
+    size = min(size, profile.max_array_size)
+    parallelism = launcher.array_parallelism(resources, size, profile.max_array_size)
+    return job_script(profile, resources.model_copy(update={"array_parallelism": parallelism}), folder,
+                      f"ldrt-{name}", size, python=python)
+
+
+def _continuation(cfg, cluster, name, last, mode, afters, dry_run, python) -> Step:
+    """A small CPU job that waits for `afters`, then runs `pipeline run --from name --to last` on a compute node."""
+    profile, resources = launcher.placement(cfg, name, cluster, {"extra_directives": directives(
+        load_cluster(cluster).scheduler, afters)})
+    cpu = profile.resources_for("cpu", cluster).model_copy(update={
+        "time_min": CONTINUATION_MIN, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "gpus_per_node": 0,
+        "extra_directives": resources.extra_directives})
+    folder = pipeline_dir(cfg) / "logs"
+    note = f"plans {name} once its inputs are complete, then submits {name}..{last}"
+    if dry_run:
+        return Step(name, "continue", [], afters, ["<continue>"], note,
+                    job_script(profile, cpu, folder, "ldrt-pipeline", 1, python=python))
+    folder.mkdir(parents=True, exist_ok=True)
+    executor = make_executor(profile, cpu, folder, "ldrt-pipeline")
+    job = executor.submit(continue_pipeline, str(freeze(cfg)), cluster, name, last, mode)
+    return Step(name, "continue", [], afters, [job.job_id], note)
+
+
+def continue_pipeline(config_path: str, cluster: str, first: str, last: str, mode: str) -> list[dict]:
+    """What a continuation job runs (submitit pickles only these five strings)."""
+    steps = run(load_pipeline(config_path), cluster, first, last, mode)
+    return [asdict(step) for step in steps]
+
+
+def _run_here(cfg: PipelineConfig, cluster: str, names: list[str], mode: str) -> list[Step]:
+    """The local profile: each stage in turn on this machine (launcher.submit waits for local jobs)."""
+    steps = []
+    for name in names:
+        if _shard_count(cfg, name, {}, False) is None:
+            steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
+            break
+        submission = launcher.submit(cfg, name, cluster, mode=mode)
+        rows = stage_status(cfg, name)
+        failed = [row.shard for row in rows if row.state in TO_SUBMIT]
+        steps.append(Step(name, "local", submission.shards, [], submission.job_ids,
+                          note=f"{len(failed)} not done: {format_shards(failed)}" if failed else ""))
+    _record(cfg, cluster, steps)
+    return steps
+
+
+def _record(cfg: PipelineConfig, cluster: str, steps: list[Step]) -> None:
+    """WORK/_pipeline/steps.jsonl: what each `pipeline run` submitted (status shows the continuation jobs)."""
+    folder = pipeline_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "steps.jsonl", "a") as handle:
+        for step in steps:
+            payload = {**asdict(step), "afters": describe(step.afters), "cluster": cluster, "time": time.time()}
+            payload.pop("script")
+            handle.write(json.dumps(payload) + "\n")
+
+
+def format_run(steps: list[Step], dry_run: bool, scheduler: str, mode: str) -> str:
+    """The dependency graph (one line per submission) and, for a dry run, every job script."""
+    lines = [f"pipeline on {scheduler} ({mode} mode): {len(steps)} submission(s)"] + [step.line() for step in steps]
+    if dry_run:
+        for number, step in enumerate(steps, 1):
+            if step.script:
+                lines += ["", f"# ---- submission {number}: {step.stage} ({step.kind}) ----", step.script.rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# status and rerun
+
+
+@dataclass
+class StageCounts:
+    stage: str
+    shards: int = 0
+    done: int = 0
+    running: int = 0
+    pending: int = 0
+    waiting: int = 0
+    """Pending in the queue until their upstream jobs end (a dependency), or not submitted: upstream not done."""
+    blocked: int = 0
+    """Waiting on an upstream shard that failed: they run only after `pipeline rerun`."""
+    failed: int = 0
+    missing: int = 0
+    failures: list[ShardStatus] = field(default_factory=list)
+
+
+STUCK = (*TO_SUBMIT, "blocked")
+"""Upstream states a shard waits on in vain: failed, missing, corrupt, or itself blocked further up."""
+
+
+def _upstream_failed(cfg: PipelineConfig, name: str, index: int, states: dict[str, dict[int, str]]) -> bool:
+    node = GRAPH[name]
+    if any(states.get(up, {}).get(index) in STUCK for up in node.reads):
+        return True
+    return any(state in STUCK for up in node.needs_all for state in states.get(up, {}).values())
+
+
+def _is_blocked(cfg, name, row: ShardStatus, states) -> bool:
+    return bool(row.reason and "NeverSatisfied" in row.reason) or _upstream_failed(cfg, name, row.shard, states)
+
+
+def stage_counts(cfg: PipelineConfig, names: list[str]) -> list[StageCounts]:
+    """Per stage: how many shards are done, running, pending, waiting on upstream, blocked, failed."""
+    states: dict[str, dict[int, str]] = {}
+    table = []
+    for name in names:
+        rows = stage_status(cfg, name)
+        states[name] = {row.shard: row.state for row in rows}
+        counts = StageCounts(name, len(rows))
+        for row in rows:
+            if row.state == "done":
+                counts.done += 1
+            elif row.state in ("running", "cancelling"):
+                counts.running += 1
+            elif row.state in ("pending", "unknown"):
+                if _is_blocked(cfg, name, row, states):
+                    counts.blocked += 1
+                    states[name][row.shard] = "blocked"
+                elif row.reason and row.reason.startswith("Dependency"):
+                    counts.waiting += 1
+                else:
+                    counts.pending += 1
+            elif row.state in ("failed", "corrupt"):
+                counts.failed += 1
+                counts.failures.append(row)
+            elif _upstream_failed(cfg, name, row.shard, states):
+                counts.blocked += 1
+                states[name][row.shard] = "blocked"
+            elif any(states.get(up, {}).get(row.shard) != "done" for up in GRAPH[name].reads):
+                counts.waiting += 1
+            else:
+                counts.missing += 1
+        table.append(counts)
+    return table
+
+
+def continuation_jobs(cfg: PipelineConfig) -> list[tuple[dict, str]]:
+    """The continuation jobs of earlier `pipeline run`s that have not ended, with their scheduler state."""
+    path = pipeline_dir(cfg) / "steps.jsonl"
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] == "continue" and record["job_ids"]:
+            scheduler = load_cluster(record["cluster"]).scheduler
+            state = schedulers.STATE_QUERIES[scheduler](record["job_ids"]).get(record["job_ids"][0], "UNKNOWN")
+            if state in PENDING or state in RUNNING:
+                found.append((record, state))
+    return found
+
+
+def format_table(table: list[StageCounts], continuations: list[tuple[dict, str]] = ()) -> str:
+    columns = ("shards", "done", "running", "pending", "waiting", "blocked", "failed", "missing")
+    lines = [f"{'stage':9} " + " ".join(f"{c:>8}" for c in columns)]
+    for counts in table:
+        lines.append(f"{counts.stage:9} " + " ".join(f"{getattr(counts, c):>8}" for c in columns))
+    lines.append("waiting: in the queue until their upstream jobs end; blocked: an upstream shard failed "
+                 "(`ldrt-hpc pipeline rerun`)")
+    for record, state in continuations:
+        lines.append(f"continuation job {record['job_ids'][0]} ({state.lower()}): {record['note']}")
+    failures = [(counts.stage, row) for counts in table for row in counts.failures]
+    if failures:
+        lines.append("failed shards:")
+        lines += [f"  {stage} {row.shard}: {row.error or ''}" + (f"  [log: {row.log}]" if row.log else "")
+                  for stage, row in failures]
+    return "\n".join(lines)
+
+
+def rerun(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str | None = None,
+          mode: str | None = None, dry_run: bool = False, python: str | None = None) -> list[Step]:
+    """Cancel the shards blocked behind failed upstream shards (their dependency can never be met), then `run`:
+    the failed shards and everything below them are submitted again, chained as before."""
+    names = GRAPH.between(first, last)
+    if not dry_run:
+        for record, state in continuation_jobs(cfg):
+            if state in PENDING:  # it may wait on a failed job: `run` submits a new one where one is needed
+                scheduler = load_cluster(record["cluster"]).scheduler
+                schedulers.stop_jobs(scheduler, record["job_ids"], record["job_ids"])
+        for name, shards in blocked_shards(cfg, names).items():
+            launcher.cancel(cfg, name, grace_s=0, shards=shards)
+            _wait_until_inactive(cfg, name, shards)
+    return run(cfg, cluster, first, last, mode, dry_run, python)
+
+
+def blocked_shards(cfg: PipelineConfig, names: list[str]) -> dict[str, set[int]]:
+    """Per stage: the queued shards that wait on a failed upstream shard (directly or through others)."""
+    states: dict[str, dict[int, str]] = {}
+    found = {}
+    for name in names:
+        rows = stage_status(cfg, name)
+        states[name] = {row.shard: row.state for row in rows}
+        shards = set()
+        for row in rows:
+            if row.state in ("pending", "unknown") and _is_blocked(cfg, name, row, states):
+                shards.add(row.shard)
+                states[name][row.shard] = "blocked"
+        if shards:
+            found[name] = shards
+    return found
+
+
+def _wait_until_inactive(cfg: PipelineConfig, name: str, shards: set[int], timeout_s: float = 120.0) -> None:
+    """Until the scheduler confirms the cancellations (the shards leave 'cancelling'): only then are they
+    submitted again."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if not any(row.state in ACTIVE for row in stage_status(cfg, name) if row.shard in shards):
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"{name}: shards {format_shards(shards)} still cancelling after {timeout_s:.0f} s")
+
+
+def wait(cfg: PipelineConfig, names: list[str], poll_s: float = 3.0, timeout_s: float | None = None,
+         progress=None) -> list[StageCounts]:
+    """Until nothing of these stages is queued or running (blocked shards do not count: they wait for a rerun)
+    and no continuation job is left; `progress` gets a one-line summary whenever it changes."""
+    started, last = time.time(), None
+    while True:
+        table = stage_counts(cfg, names)
+        continuing = continuation_jobs(cfg)
+        line = "; ".join(f"{c.stage} {c.done}/{c.shards} done" + (f", {c.failed} failed" if c.failed else "")
+                         for c in table if c.shards) + (f"; {len(continuing)} continuation job(s)" if continuing else "")
+        if progress is not None and line != last:
+            progress(f"{time.strftime('%H:%M:%S')} {line}")
+            last = line
+        if not continuing and not any(c.running or c.pending or c.waiting for c in table):
+            return table
+        if timeout_s is not None and time.time() - started > timeout_s:
+            raise TimeoutError(f"pipeline still active after {timeout_s:.0f} s")
+        time.sleep(poll_s)
