@@ -76,7 +76,7 @@ def claim(directory: Path, index: int, job: tuple[str, str] | None) -> str:
     return generation
 
 
-def _record_failure(directory: Path, index: int, record: dict[str, Any]) -> None:
+def record_failure(directory: Path, index: int, record: dict[str, Any]) -> None:
     """Write the failure record; when even that fails (read-only or full file system), say so in the job's log."""
     path = failure_path(directory, index)
     try:
@@ -146,7 +146,7 @@ def run_shard(
         raise
     except BaseException as exc:
         if fence() is None:  # only the owner describes the shard's state
-            _record_failure(directory, index, {
+            record_failure(directory, index, {
                 "stage": stage_name,
                 "shard_index": index,
                 "error": f"{type(exc).__name__}: {exc}",
