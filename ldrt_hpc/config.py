@@ -504,6 +504,16 @@ class StagesConfig(Strict):
     """Settings of the `judge` stage."""
 
 
+class PipelineSteps(Strict):
+    """The steps of `ldrt-hpc pipeline run` that are not shard stages."""
+
+    train_config: Path | None = None
+    """Training config (configs/train/*.yaml) submitted after `qa`, before `answer`, which waits for it (None: no
+    training step; `answer` uses its models as they are)."""
+    report: bool = True
+    """After `judge`: one small CPU job writes Table 1 into WORK/report (`ldrt-hpc report table1`)."""
+
+
 class PipelineConfig(Strict):
     """Everything a pipeline run needs except the cluster (chosen with --cluster)."""
 
@@ -521,6 +531,8 @@ class PipelineConfig(Strict):
     resources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-stage changes to the cluster profile's resources, e.g. {figures: {time_min: 240}} (any field of a
     resource class; extra_directives merge)."""
+    pipeline: PipelineSteps = Field(default_factory=PipelineSteps)
+    """What `ldrt-hpc pipeline run` adds to the stages: the training job and the report job."""
     _source: Path | None = PrivateAttr(default=None)
 
     @field_validator("resources")

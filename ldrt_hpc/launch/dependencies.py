@@ -48,8 +48,10 @@ def directives(scheduler: str, afters: list[After]) -> dict[str, str]:
     return {"W depend": ",".join(f"{kind}:{':'.join(ids)}" for kind, ids in merged.items())}
 
 
-def describe(afters: list[After]) -> str:
-    """One line for the dependency graph and the dry run."""
+def describe(afters: list[After], scheduler: str = "slurm") -> str:
+    """One line for the dependency graph and the dry run, in the scheduler's words (PBS: whole arrays)."""
+    if scheduler == "pbs":
+        return directives("pbs", afters).get("W depend", "none")
     return ", ".join(f"{a.kind}:{':'.join(a.job_ids)}" for a in afters if a.job_ids) or "none"
 
 
@@ -63,7 +65,7 @@ def per_task(upstream_jobs: dict[str, dict[int, str]], shards: list[int]) -> lis
     """
     groups: dict[tuple, list[int]] = {}
     for index in shards:
-        key = tuple(sorted((stage, array_of(jobs[index])) for stage, jobs in upstream_jobs.items() if index in jobs))
+        key = tuple((stage, array_of(jobs[index])) for stage, jobs in upstream_jobs.items() if index in jobs)
         groups.setdefault(key, []).append(index)
     result = []
     for key, members in groups.items():

@@ -32,8 +32,11 @@ def ranks_per_node(resources: Resources) -> int:
 
 
 def ensemble_resources(resources: Resources) -> Resources:
-    """The resource class as one job of ranks: every node runs ranks_per_node ranks of cpus_per_task cores."""
-    return resources.model_copy(update={"tasks_per_node": ranks_per_node(resources), "array_parallelism": 1})
+    """The resource class as one job of ranks: every node keeps its cores (cpus_per_task x tasks_per_node), shared
+    out among ranks_per_node ranks (each pinned to its share: PBS --depth, Slurm --cpus-per-task)."""
+    per_node = ranks_per_node(resources)
+    cores = max(1, resources.cpus_per_task * resources.tasks_per_node // per_node)
+    return resources.model_copy(update={"tasks_per_node": per_node, "cpus_per_task": cores, "array_parallelism": 1})
 
 
 def gpus_per_rank(resources: Resources) -> int:

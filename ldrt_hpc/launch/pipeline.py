@@ -56,11 +56,11 @@ class Step:
     note: str = ""
     script: str = ""
 
-    def line(self) -> str:
+    def line(self, scheduler: str = "slurm") -> str:
         what = f"{len(self.shards)} shard(s) {format_shards(self.shards)}" if self.shards else ""
         arrays = list(dict.fromkeys(array_of(job_id) for job_id in self.job_ids))
         jobs = f" job {', '.join(arrays[:4])}{' ...' if len(arrays) > 4 else ''}" if arrays else ""
-        return (f"{self.stage:9} {self.kind:8} {what:28} after: {describe(self.afters)}{jobs}"
+        return (f"{self.stage:9} {self.kind:8} {what:28} after: {describe(self.afters, scheduler)}{jobs}"
                 + (f"  ({self.note})" if self.note else "")).rstrip()
 
 
@@ -87,6 +87,8 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
     steps: list[Step] = []
     for name in names:
         node = GRAPH[name]
+        if name == "answer" and cfg.pipeline.train_config is not None:
+            steps.append(_train_step(cfg, cluster, jobs, dry_run, python)[0])
         fan_in = [up for up in node.plans_from if jobs.get(up)]
         if fan_in and load_plan(stage_dir(cfg.work_dir, name)) is None:
             steps.append(_continuation(cfg, cluster, name, names[-1], mode, _whole(jobs, fan_in, "afterok"), dry_run,
@@ -98,6 +100,9 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
             break
         counts[name] = plan_count
         steps += _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, profile.scheduler)
+    else:
+        if names[-1] == "judge" and cfg.pipeline.report:
+            steps.append(_report_step(cfg, cluster, jobs, dry_run, python))
     if not dry_run:
         _record(cfg, cluster, steps)
     return steps
@@ -139,13 +144,15 @@ def _submit_stage(cfg, cluster, name, mode, jobs, count, dry_run, python, schedu
     if not todo:
         return [Step(name, "skip", note="complete" if not jobs[name] else "already submitted")]
     ready, blocked = _runnable(cfg, name, todo, jobs)
-    fan_in = _whole(jobs, [up for up in node.needs_all + node.plans_from if up != name], "afterok")
+    extra = ["train"] if name == "answer" else []  # the fine-tuned model (a step, not a stage)
+    fan_in = _whole(jobs, [up for up in node.needs_all + node.plans_from if up != name] + extra, "afterok")
     steps = []
     if mode == "mpi":
         upstream = _whole(jobs, list(node.reads), "afterany")
         steps.append(_submit(cfg, cluster, name, "mpi", ready, upstream + fan_in, dry_run, python))
     else:
-        for members, afters in per_task({up: jobs.get(up, {}) for up in node.reads}, ready):
+        shard_aligned = [up for up in node.reads if up not in node.needs_all]  # those wait for the whole stage
+        for members, afters in per_task({up: jobs.get(up, {}) for up in shard_aligned}, ready):
             steps.append(_submit(cfg, cluster, name, "array", members, afters + fan_in, dry_run, python))
     for step in steps:
         jobs[name].update(_jobs_by_shard(step, mode))
@@ -167,9 +174,7 @@ def _runnable(cfg, name, todo, jobs) -> tuple[list[int], list[int]]:
 
 def _whole(jobs: dict[str, dict[int, str]], stages: list[str], kind: str) -> list[After]:
     """Wait for every job (whole arrays) of these stages."""
-    ids = []
-    for up in stages:
-        ids += [array_of(job_id) for job_id in jobs.get(up, {}).values() if array_of(job_id) not in ids]
+    ids = dict.fromkeys(array_of(job_id) for up in stages for job_id in jobs.get(up, {}).values())
     return [After(kind, tuple(ids))] if ids else []
 
 
@@ -210,11 +215,7 @@ def _dry_script(cfg, cluster, name, kind, size, afters, python) -> str:
 
 def _continuation(cfg, cluster, name, last, mode, afters, dry_run, python) -> Step:
     """A small CPU job that waits for `afters`, then runs `pipeline run --from name --to last` on a compute node."""
-    profile, resources = launcher.placement(cfg, name, cluster, {"extra_directives": directives(
-        load_cluster(cluster).scheduler, afters)})
-    cpu = profile.resources_for("cpu", cluster).model_copy(update={
-        "time_min": CONTINUATION_MIN, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "gpus_per_node": 0,
-        "extra_directives": resources.extra_directives})
+    profile, cpu = _small_job(cfg, cluster, afters)
     folder = pipeline_dir(cfg) / "logs"
     note = f"plans {name} once its inputs are complete, then submits {name}..{last}"
     if dry_run:
@@ -224,6 +225,59 @@ def _continuation(cfg, cluster, name, last, mode, afters, dry_run, python) -> St
     executor = make_executor(profile, cpu, folder, "ldrt-pipeline")
     job = executor.submit(continue_pipeline, str(freeze(cfg)), cluster, name, last, mode)
     return Step(name, "continue", [], afters, [job.job_id], note)
+
+
+def _train_step(cfg: PipelineConfig, cluster: str, jobs, dry_run: bool, python) -> tuple[Step, object]:
+    """The training job, after every qa job (afterok); skipped when every phase is done, reused while queued.
+    Returns the step and the submission (None when nothing was submitted)."""
+    from ..train.config import load_train
+    from ..train.recipe import DONE
+    from .train import active_job, submit_training
+
+    train_cfg = load_train(cfg.pipeline.train_config)
+    if all((train_cfg.output_dir / phase / DONE).is_file() for phase in train_cfg.phases):
+        return Step("train", "skip", note=f"complete ({train_cfg.output_dir})"), None
+    running = None if dry_run else active_job(train_cfg)
+    if running:
+        jobs["train"] = {0: running}
+        return Step("train", "skip", job_ids=[running], note="already submitted"), None
+    afters = _whole(jobs, ["qa"], "afterok")
+    flags = {"extra_directives": directives(load_cluster(cluster).scheduler, afters)}
+    submission = submit_training(train_cfg, cluster, dry_run=dry_run, flags=flags, python=python)
+    job_id = submission.job_id or "<train>"
+    jobs["train"] = {0: job_id}
+    return Step("train", "train", [], afters, [job_id], f"{submission.ranks} ranks", submission.script), submission
+
+
+def _report_step(cfg: PipelineConfig, cluster: str, jobs, dry_run: bool, python) -> Step:
+    """A small CPU job that writes Table 1 once every judge job succeeded (afterok)."""
+    afters = _whole(jobs, ["judge"], "afterok")
+    profile, resources = _small_job(cfg, cluster, afters)
+    folder = pipeline_dir(cfg) / "logs"
+    if dry_run:
+        return Step("report", "report", [], afters, ["<report>"], "Table 1 into WORK/report",
+                    job_script(profile, resources, folder, "ldrt-report", 1, python=python))
+    folder.mkdir(parents=True, exist_ok=True)
+    job = make_executor(profile, resources, folder, "ldrt-report").submit(write_report, str(freeze(cfg)))
+    return Step("report", "report", [], afters, [job.job_id], "Table 1 into WORK/report")
+
+
+def write_report(config_path: str) -> list[str]:
+    """What the report job runs."""
+    from ..analysis.results import write_table1
+
+    cfg = load_pipeline(config_path)
+    return [str(path) for path in write_table1(cfg, Path(cfg.work_dir) / "report")]
+
+
+def _small_job(cfg: PipelineConfig, cluster: str, afters: list[After]):
+    """One CPU core for minutes (continuation and report jobs), waiting for `afters`."""
+    profile = load_cluster(cluster)
+    cpu = profile.resources_for("cpu", cluster).model_copy(update={
+        "time_min": CONTINUATION_MIN, "nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "gpus_per_node": 0,
+        "extra_directives": {**profile.resources_for("cpu", cluster).extra_directives,
+                             **directives(profile.scheduler, afters)}})
+    return profile, cpu
 
 
 def continue_pipeline(config_path: str, cluster: str, first: str, last: str, mode: str) -> list[dict]:
@@ -236,6 +290,8 @@ def _run_here(cfg: PipelineConfig, cluster: str, names: list[str], mode: str) ->
     """The local profile: each stage in turn on this machine (launcher.submit waits for local jobs)."""
     steps = []
     for name in names:
+        if name == "answer" and cfg.pipeline.train_config is not None:
+            steps.append(_train_here(cfg, cluster))
         if _shard_count(cfg, name, {}, False) is None:
             steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
             break
@@ -244,8 +300,21 @@ def _run_here(cfg: PipelineConfig, cluster: str, names: list[str], mode: str) ->
         failed = [row.shard for row in rows if row.state in TO_SUBMIT]
         steps.append(Step(name, "local", submission.shards, [], submission.job_ids,
                           note=f"{len(failed)} not done: {format_shards(failed)}" if failed else ""))
+    else:
+        if names[-1] == "judge" and cfg.pipeline.report:
+            written = write_report(str(freeze(cfg)))
+            steps.append(Step("report", "local", note=f"{len(written)} files in {Path(cfg.work_dir) / 'report'}"))
     _record(cfg, cluster, steps)
     return steps
+
+
+def _train_here(cfg: PipelineConfig, cluster: str) -> Step:
+    """The local profile: the training job on this machine, waited for."""
+    step, submission = _train_step(cfg, cluster, {}, False, None)
+    if submission is not None:
+        submission.job.results()  # raises when a rank failed: the pipeline stops here, the log says why
+        step.kind = "local"
+    return step
 
 
 def _record(cfg: PipelineConfig, cluster: str, steps: list[Step]) -> None:
@@ -261,7 +330,8 @@ def _record(cfg: PipelineConfig, cluster: str, steps: list[Step]) -> None:
 
 def format_run(steps: list[Step], dry_run: bool, scheduler: str, mode: str) -> str:
     """The dependency graph (one line per submission) and, for a dry run, every job script."""
-    lines = [f"pipeline on {scheduler} ({mode} mode): {len(steps)} submission(s)"] + [step.line() for step in steps]
+    lines = [f"pipeline on {scheduler} ({mode} mode): {len(steps)} submission(s)"] + [step.line(scheduler)
+                                                                                      for step in steps]
     if dry_run:
         for number, step in enumerate(steps, 1):
             if step.script:
@@ -325,6 +395,9 @@ def stage_counts(cfg: PipelineConfig, names: list[str]) -> list[StageCounts]:
                     counts.waiting += 1
                 else:
                     counts.pending += 1
+            elif row.state in ("failed", "corrupt") and _upstream_failed(cfg, name, row.shard, states):
+                counts.blocked += 1  # an ensemble job ran it anyway (afterany) and it found its input missing
+                states[name][row.shard] = "blocked"
             elif row.state in ("failed", "corrupt"):
                 counts.failed += 1
                 counts.failures.append(row)
@@ -339,15 +412,20 @@ def stage_counts(cfg: PipelineConfig, names: list[str]) -> list[StageCounts]:
     return table
 
 
+STEP_JOBS = ("continue", "train", "report")
+"""Jobs of a pipeline that are not shards of a stage."""
+
+
 def continuation_jobs(cfg: PipelineConfig) -> list[tuple[dict, str]]:
-    """The continuation jobs of earlier `pipeline run`s that have not ended, with their scheduler state."""
+    """The continuation, training and report jobs of earlier `pipeline run`s that have not ended, with their
+    scheduler state."""
     path = pipeline_dir(cfg) / "steps.jsonl"
     if not path.is_file():
         return []
     found = []
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        if record["kind"] == "continue" and record["job_ids"]:
+        if record["kind"] in STEP_JOBS and record["job_ids"] and record.get("cluster"):
             scheduler = load_cluster(record["cluster"]).scheduler
             state = schedulers.STATE_QUERIES[scheduler](record["job_ids"]).get(record["job_ids"][0], "UNKNOWN")
             if state in PENDING or state in RUNNING:
@@ -363,7 +441,7 @@ def format_table(table: list[StageCounts], continuations: list[tuple[dict, str]]
     lines.append("waiting: in the queue until their upstream jobs end; blocked: an upstream shard failed "
                  "(`ldrt-hpc pipeline rerun`)")
     for record, state in continuations:
-        lines.append(f"continuation job {record['job_ids'][0]} ({state.lower()}): {record['note']}")
+        lines.append(f"{record['kind']} job {record['job_ids'][0]} ({state.lower()}): {record['note']}")
     failures = [(counts.stage, row) for counts in table for row in counts.failures]
     if failures:
         lines.append("failed shards:")

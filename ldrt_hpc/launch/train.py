@@ -116,3 +116,20 @@ def submit_training(cfg: TrainConfig, cluster: str, dry_run: bool = False, flags
     submission = TrainSubmission(job.job_id, cluster, script, config, folder, ranks)
     submission.job = job  # type: ignore[attr-defined]  (for --wait)
     return submission
+
+
+def active_job(cfg: TrainConfig) -> str | None:
+    """The job id of the newest training submission while it is queued or running (None otherwise)."""
+    from . import schedulers
+    from .state import PENDING, RUNNING
+
+    path = jobs_dir(cfg) / "submissions.jsonl"
+    if not path.is_file():
+        return None
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[-1]) if lines else {}
+    if not record.get("job_id"):
+        return None
+    scheduler = load_cluster(record["cluster"]).scheduler
+    state = schedulers.STATE_QUERIES[scheduler]([record["job_id"]]).get(record["job_id"], "UNKNOWN")
+    return record["job_id"] if state in PENDING or state in RUNNING else None

@@ -1,0 +1,190 @@
+"""`ldrt-hpc pipeline run|status|rerun`: the dependency rules, golden dry runs (Slurm, PBS Pro, array and MPI mode,
+training and report steps, a continuation job), and the chain unattended on this machine and on the local Slurm
+cluster with one injected failure that `pipeline rerun` repairs.
+
+Regenerate the golden files after an intended change with:
+LDRT_UPDATE_GOLDEN=1 python -m pytest tests/launch/test_pipeline.py"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ldrt_hpc.config import SHIPPED, load_cluster, load_pipeline
+from ldrt_hpc.launch import pipeline, stage_status, submit, wait
+from ldrt_hpc.launch.dependencies import After, directives, per_task
+from ldrt_hpc.runner import stage_dir
+from ldrt_hpc.shards import ShardReader, shard_path
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+CHAIN = ["ingest", "convert", "figures", "filter", "context"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# dependency rules
+
+
+def test_shards_at_the_same_task_index_wait_task_by_task():
+    upstream = {"ingest": {0: "12_0", 1: "12_1", 2: "12_2"}, "figures": {0: "13_0", 1: "13_1", 2: "13_2"}}
+    assert per_task(upstream, [0, 1, 2]) == [([0, 1, 2], [After("aftercorr", ("12", "13"))])]
+
+
+def test_shards_off_their_upstream_task_index_wait_for_those_tasks():
+    # shard 0 is complete upstream (no job), shards 1 and 2 are tasks 1 and 2 of array 12: in a new array they
+    # would be tasks 0 and 1, so aftercorr would pair them with the wrong upstream tasks
+    upstream = {"ingest": {1: "12_1", 2: "12_2"}}
+    groups = per_task(upstream, [0, 1, 2])
+    assert groups == [([0], []), ([1, 2], [After("afterok", ("12_1", "12_2"))])]
+
+
+def test_a_rerun_shard_waits_for_its_single_upstream_job():
+    assert per_task({"ingest": {2: "40"}}, [2]) == [([2], [After("afterok", ("40",))])]
+
+
+def test_directives_in_each_schedulers_words():
+    afters = [After("aftercorr", ("12",)), After("afterok", ("14_3", "14_4"))]
+    assert directives("slurm", afters) == {"dependency": "aftercorr:12,afterok:14_3:14_4"}
+    # PBS Pro has no per-subjob dependency: the whole upstream array, and one list per kind
+    pbs = [After("aftercorr", ("12[].pbs",)), After("afterok", ("14[].pbs_3", "15.pbs"))]
+    assert directives("pbs", pbs) == {"W depend": "afterok:12[].pbs:14[].pbs_3:15.pbs"}
+    assert directives("local", afters) == {} and directives("slurm", []) == {}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# dry runs: the dependency graph and every job script
+
+
+def write_pipeline(folder: Path, input_dir: Path, cluster: str = "local", num_shards: int = 4, **extra) -> Path:
+    data = {"work_dir": str(folder / "work"), "cluster": cluster,
+            "stages": {"ingest": {"input_dir": str(input_dir), "num_shards": num_shards}}, **extra}
+    path = folder / "pipeline.yaml"
+    path.write_text("# ldrt-hpc pipeline run --config pipeline.yaml (test)\n" + yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def dry_config(tmp_path, synth_pdfs):
+    train = tmp_path / "train.yaml"
+    train.write_text("# ldrt-hpc train --config train.yaml (test)\n" + yaml.safe_dump(
+        {"output_dir": str(tmp_path / "run"), "model": {"flavour": "debug"},
+         "data": {"llava_json": str(tmp_path / "train.json")}}))
+    return load_pipeline(write_pipeline(tmp_path, synth_pdfs, pipeline={"train_config": str(train)}))
+
+
+DRY_RUNS = [
+    ("generic-slurm", "array", "ingest", None),
+    ("polaris", "array", "ingest", None),
+    ("generic-slurm", "mpi", "ingest", "context"),
+    ("polaris", "mpi", "ingest", "context"),
+    ("localslurm", "array", "search", None),
+]
+
+
+@pytest.mark.parametrize("profile, mode, first, last", DRY_RUNS)
+def test_dry_run_matches_golden(dry_config, tmp_path, profile, mode, first, last):
+    steps = pipeline.run(dry_config, profile, first, last, mode, dry_run=True, python="python3")
+    text = pipeline.format_run(steps, True, load_cluster(profile).scheduler, mode)
+    text = text.replace(str(tmp_path), "/TMP").replace(str(SHIPPED), "$SHIPPED")
+    golden = GOLDEN / f"pipeline.{profile}.{mode}.{first}.txt"
+    if os.environ.get("LDRT_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("plan.json"))  # nothing pinned
+
+
+def test_dry_run_chains_every_stage_with_the_right_kind_of_wait(dry_config):
+    steps = {step.stage: step for step in pipeline.run(dry_config, "generic-slurm", "ingest", dry_run=True)}
+    assert steps["convert"].afters == [After("aftercorr", ("<ingest>",))]
+    assert steps["context"].afters == [After("aftercorr", ("<convert>", "<figures>", "<filter>"))]
+    # train waits for every qa job; answer for all of qa (the eval split) and the training job
+    assert steps["train"].afters == [After("afterok", ("<qa>",))]
+    assert After("afterok", ("<qa>", "<train>")) in steps["answer"].afters
+    assert steps["report"].afters == [After("afterok", ("<judge>",))]
+    pbs = {step.stage: step for step in pipeline.run(dry_config, "polaris", "ingest", dry_run=True)}
+    assert "#PBS -W depend=afterok:<ingest>" in pbs["convert"].script
+
+
+def test_a_stage_planned_from_its_upstream_content_waits_in_a_continuation_job(dry_config):
+    steps = pipeline.run(dry_config, "localslurm", "search", dry_run=True)
+    assert [(s.stage, s.kind) for s in steps] == [("search", "array"), ("download", "continue")]
+    assert steps[1].afters == [After("afterok", ("<search>",))]
+    assert "continue_pipeline" not in steps[1].script  # the pickle names the function; the script runs submitit
+
+
+# --------------------------------------------------------------------------------------------------------------
+# unattended runs
+
+
+def items(cfg, stage: str, index: int) -> list:
+    with ShardReader(shard_path(stage_dir(cfg, stage), index)) as reader:
+        return list(reader)
+
+
+def test_pipeline_runs_the_chain_on_this_machine(tmp_path, synth_pdfs):
+    cfg = load_pipeline(write_pipeline(tmp_path, synth_pdfs, num_shards=3))
+    steps = pipeline.run(cfg, "local", "ingest", "context")
+    assert [s.stage for s in steps] == CHAIN and all(s.kind == "local" for s in steps)
+    table = pipeline.stage_counts(cfg, CHAIN)
+    assert [(c.stage, c.done) for c in table] == [(name, 3) for name in CHAIN]
+    again = pipeline.run(cfg, "local", "ingest", "context")  # complete stages are skipped
+    assert all(not s.shards for s in again)
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run([sys.executable, "-m", "ldrt_hpc.cli", *args], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+@pytest.mark.slurm
+def test_pipeline_on_slurm_with_a_failure_that_rerun_repairs(slurm, tmp_path, synth_pdfs):
+    config = write_pipeline(tmp_path, synth_pdfs, "localslurm", num_shards=4)
+    cfg = load_pipeline(config)
+    slurm.extend((cfg, name) for name in CHAIN)
+    obstacle = stage_dir(cfg, "ingest") / "shard-00002.h5"
+    obstacle.mkdir(parents=True)  # a real failure: ingest shard 2 cannot be renamed into place
+    proc = cli("pipeline", "run", "--config", str(config), "--from", "ingest", "--to", "context", "--wait")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "aftercorr:" in proc.stdout  # submitted at once, chained task by task
+    table = {c.stage: c for c in pipeline.stage_counts(cfg, CHAIN)}
+    assert (table["ingest"].done, table["ingest"].failed) == (3, 1)
+    for name in CHAIN[1:]:  # shard 2 below the failure waits in the queue, blocked, not failed
+        assert (table[name].done, table[name].blocked, table[name].failed) == (3, 1, 0), pipeline.format_table(
+            list(table.values()))
+    convert = {row.shard: row for row in stage_status(cfg, "convert")}
+    assert convert[2].state == "pending" and "Dependency" in (convert[2].reason or "")
+    assert "IsADirectoryError" in proc.stdout and "blocked" in proc.stdout
+
+    obstacle.rmdir()
+    proc = cli("pipeline", "rerun", "--config", str(config), "--from", "ingest", "--to", "context", "--wait")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = pipeline.stage_counts(cfg, CHAIN)
+    assert all(c.done == 4 and not (c.blocked or c.failed or c.waiting) for c in table), pipeline.format_table(table)
+    resubmitted = [json.loads(line) for line in (pipeline.pipeline_dir(cfg) / "steps.jsonl").read_text().splitlines()]
+    assert {tuple(r["shards"]) for r in resubmitted[-len(CHAIN):]} == {(2,)}  # only shard 2, in every stage
+    status = cli("pipeline", "status", "--config", str(config), "--from", "ingest", "--to", "context")
+    assert status.returncode == 0 and "failed shards" not in status.stdout
+
+
+@pytest.mark.slurm
+def test_one_ensemble_job_on_slurm_gives_the_array_result(slurm, tmp_path, synth_pdfs):
+    (tmp_path / "mpi").mkdir()
+    (tmp_path / "array").mkdir()
+    by_mpi = load_pipeline(write_pipeline(tmp_path / "mpi", synth_pdfs, "localslurm", num_shards=4))
+    by_array = load_pipeline(write_pipeline(tmp_path / "array", synth_pdfs, "local", num_shards=4))
+    slurm.append((by_mpi, "ingest"))
+    result = submit(by_mpi, "ingest", "localslurm", mode="mpi")
+    assert len(result.job_ids) == 1 and result.shards == [0, 1, 2, 3]
+    rows = wait(by_mpi, "ingest", timeout_s=300)
+    assert [r.state for r in rows] == ["done"] * 4 and {r.job_id for r in rows} == set(result.job_ids)
+    summary = json.loads((stage_dir(by_mpi, "ingest") / "_jobs" / f"ensemble-{result.job_ids[0]}.json").read_text())
+    assert summary["ranks"] == 2 and sorted(summary["done"]) == [0, 1, 2, 3]
+    submit(by_array, "ingest", "local")
+    for index in range(4):
+        assert items(by_mpi, "ingest", index) == items(by_array, "ingest", index)
