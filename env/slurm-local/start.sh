@@ -9,7 +9,9 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 state="${LDRT_SLURM_STATE:-/var/tmp/ldrt-slurm}"
-packages=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server slurm-wlm-torque)
+# OpenMPI before slurmd starts: slurmd loads its PMIx plugin (srun --mpi=pmix, MPI ensemble jobs) only when the
+# PMIx library is there at its start
+packages=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server slurm-wlm-torque openmpi-bin libopenmpi-dev)
 
 install=0; fresh=0
 for arg in "$@"; do
@@ -21,7 +23,7 @@ for arg in "$@"; do
 done
 if [[ $install == 1 ]]; then
   if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null || ! command -v mariadbd >/dev/null \
-     || ! command -v qsub >/dev/null; then
+     || ! command -v qsub >/dev/null || ! command -v orterun >/dev/null; then
     [[ $(id -u) == 0 ]] || { echo "start.sh --install: needs root for apt-get" >&2; exit 1; }
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=300 update -q
