@@ -5,14 +5,22 @@
    wall time vs the ideal ceil(N/P)*T, and the overhead per wave of tasks.
 2. Planning and submitting 10,000 shards of `ingest` (a manifest of 10,000 paths): `--dry-run` (plan + script),
    then a real submission held with `sbatch --hold`, then cancelled.
+3. Many short shards (`--short-shards`, one small paper each, `ingest`) as array tasks and as one MPI ensemble job
+   of 2 ranks: the overhead per shard, (wall x slots - the shards' own durations) / shards, where slots is the
+   array parallelism or the rank count; and the ensemble's own queue overhead (hand-out + fork), from its summary.
+4. The idle gap under `pipeline run` (ingest -> convert, aftercorr): for each shard, the start of its convert task
+   minus the end of its ingest task (sacct, 1 s resolution).
 
-    python benchmarks/launcher_overhead.py [--tasks 8] [--seconds 2 10] [--shards 10000]
+    python benchmarks/launcher_overhead.py [--tasks 8] [--seconds 2 10] [--shards 10000] [--short-shards 200]
+                                           [--only short,gap]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +32,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldrt_hpc.config import load_cluster, load_pipeline  # noqa: E402
-from ldrt_hpc.launch import cancel, submit  # noqa: E402
+from ldrt_hpc.launch import cancel, pipeline, stage_status, submit, wait  # noqa: E402
+from ldrt_hpc.runner import stage_dir  # noqa: E402
+from ldrt_hpc.shards import read_marker  # noqa: E402
 from ldrt_hpc.launch.executors import make_executor  # noqa: E402
 
 
@@ -79,19 +89,101 @@ def many_shards(count: int, folder: Path) -> None:
     print(f"status + cancel of {len(cancelled)} pending shards: {time.time() - started:.2f} s")
 
 
+def one_paper_folder(folder: Path, count: int) -> Path:
+    """`count` copies of one small generated paper (under different names): shards of equal, short work."""
+    from ldrt_hpc.demo import synth_corpus
+
+    source = folder / "source"
+    synth_corpus(source, papers=1, seed=3)
+    paper = next(source.glob("*.pdf"))
+    papers = folder / f"papers-{count}"
+    papers.mkdir()
+    for index in range(count):
+        shutil.copy(paper, papers / f"paper-{index:05d}.pdf")
+    return papers
+
+
+def ingest_config(folder: Path, papers: Path, count: int, cluster: str = "localslurm"):
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "bench.yaml"
+    config.write_text("# ldrt-hpc pipeline run --config bench.yaml (benchmark)\n" + yaml.safe_dump({
+        "work_dir": str(folder / "work"), "cluster": cluster,
+        "stages": {"ingest": {"input_dir": str(papers), "num_shards": count}}}))
+    return load_pipeline(config)
+
+
+def short_shards(count: int, folder: Path) -> None:
+    papers = one_paper_folder(folder, count)
+    resources = load_cluster("localslurm").resources_for("cpu", "localslurm")
+    for mode, slots in (("array", resources.array_parallelism), ("mpi", resources.ranks_per_node)):
+        cfg = ingest_config(folder / f"short-{mode}", papers, count)
+        started = time.time()
+        result = submit(cfg, "ingest", "localslurm", mode=mode)
+        rows = wait(cfg, "ingest", poll_s=0.2)
+        wall = time.time() - started
+        work = sum((read_marker(stage_dir(cfg, "ingest"), r.shard) or {}).get("duration_s", 0.0) for r in rows)
+        done = sum(r.state == "done" for r in rows)
+        line = (f"{count} short shards, {mode} mode, {slots} slots: wall {wall:.1f} s, shard work {work:.1f} s "
+                f"({work / count:.2f} s each), overhead {(wall * slots - work) / count:.3f} s per shard ({done} done)")
+        if mode == "mpi":
+            summary = json.loads((stage_dir(cfg, "ingest") / "_jobs" / f"ensemble-{result.job_ids[0]}.json").read_text())
+            line += f"; queue (hand-out + fork) {summary['mean_overhead_s']:.3f} s per shard"
+        print(line, flush=True)
+
+
+def sacct_times(job_ids: list[str]) -> dict[str, tuple[float, float]]:
+    arrays = sorted({job_id.split("_")[0] for job_id in job_ids})
+    out = subprocess.run(["sacct", "-X", "-P", "-n", "-o", "JobID,Start,End", "-j", ",".join(arrays)],
+                         capture_output=True, text=True, check=True).stdout
+    times = {}
+    for line in out.splitlines():
+        job_id, start, end = line.split("|")
+        if "T" in start and "T" in end:
+            to_epoch = lambda text: time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))  # noqa: E731
+            times[job_id] = (to_epoch(start), to_epoch(end))
+    return times
+
+
+def pipeline_gap(folder: Path, shards: int = 2) -> None:
+    """As many shards as the local node has CPUs: a convert task never waits for a CPU, only for its dependency."""
+    papers = one_paper_folder(folder / "gap", shards * 2)
+    cfg = ingest_config(folder / "gap-run", papers, shards)
+    started = time.time()
+    pipeline.run(cfg, "localslurm", "ingest", "convert")
+    pipeline.wait(cfg, ["ingest", "convert"], poll_s=0.5)
+    wall = time.time() - started
+    upstream = {r.shard: r.job_id for r in stage_status(cfg, "ingest")}
+    downstream = {r.shard: r.job_id for r in stage_status(cfg, "convert")}
+    times = sacct_times(list(upstream.values()) + list(downstream.values()))
+    gaps = [times[downstream[i]][0] - times[upstream[i]][1] for i in range(shards)
+            if upstream[i] in times and downstream[i] in times]
+    print(f"pipeline run ingest -> convert, {shards} shards (aftercorr): idle gap per shard from ingest end to "
+          f"convert start {min(gaps):.0f}..{max(gaps):.0f} s, mean {sum(gaps) / len(gaps):.1f} s (sacct, 1 s "
+          f"resolution); whole chain {wall:.1f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=8)
     parser.add_argument("--seconds", type=float, nargs="+", default=[2.0, 10.0])
     parser.add_argument("--shards", type=int, default=10_000)
+    parser.add_argument("--short-shards", type=int, default=200)
+    parser.add_argument("--only", help="comma-separated parts: tasks, many, short, gap (default: all)")
     args = parser.parse_args()
+    parts = set(args.only.split(",")) if args.only else {"tasks", "many", "short", "gap"}
     if subprocess.run(["sinfo"], capture_output=True).returncode != 0:
         sys.exit("the local Slurm cluster is not running: env/slurm-local/start.sh")
     with tempfile.TemporaryDirectory(prefix="ldrt-bench-", dir="/var/tmp") as tmp:
         folder = Path(tmp)
-        for seconds in args.seconds:
-            short_tasks(args.tasks, seconds, folder)
-        many_shards(args.shards, folder)
+        if "tasks" in parts:
+            for seconds in args.seconds:
+                short_tasks(args.tasks, seconds, folder)
+        if "many" in parts:
+            many_shards(args.shards, folder)
+        if "short" in parts:
+            short_shards(args.short_shards, folder)
+        if "gap" in parts:
+            pipeline_gap(folder)
 
 
 if __name__ == "__main__":
