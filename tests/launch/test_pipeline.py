@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,23 @@ def test_pipeline_runs_the_chain_on_this_machine(tmp_path, synth_pdfs):
     assert [(c.stage, c.done) for c in table] == [(name, 3) for name in CHAIN]
     again = pipeline.run(cfg, "local", "ingest", "context")  # complete stages are skipped
     assert all(not s.shards for s in again)
+
+
+def test_an_ensemble_on_this_machine_and_a_rerun_in_the_other_mode(tmp_path, synth_pdfs):
+    pytest.importorskip("mpi4py.MPI", reason="mpi4py cannot load an MPI library (make mpi)")
+    if shutil.which("orterun") is None:
+        pytest.skip("Open MPI's mpirun is not installed (make mpi)")
+    cfg = load_pipeline(write_pipeline(tmp_path, synth_pdfs, num_shards=4))
+    obstacle = stage_dir(cfg, "ingest") / "shard-00001.h5"
+    obstacle.mkdir(parents=True)
+    result = submit(cfg, "ingest", "local", mode="mpi")  # mpirun on this machine; waits for it
+    assert len(result.job_ids) == 1
+    rows = stage_status(cfg, "ingest")
+    assert [r.state for r in rows] == ["done", "failed", "done", "done"]
+    assert "IsADirectoryError" in rows[1].error and Path(rows[1].log).is_file()
+    obstacle.rmdir()
+    again = submit(cfg, "ingest", "local", mode="array")  # the array mode redoes what the ensemble left
+    assert again.shards == [1] and [r.state for r in stage_status(cfg, "ingest")] == ["done"] * 4
 
 
 def cli(*args) -> subprocess.CompletedProcess:

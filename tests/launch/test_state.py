@@ -57,6 +57,12 @@ TABLE = [
     (None, None, None, rec(scheduler="local", job_id="4", submitted_at=NOW - 30), "UNKNOWN", "failed",
      "unknown to the scheduler"),  # a killed local task is not 'pending' for two minutes
     (None, None, FAIL, rec(scheduler="local", job_id="4"), "COMPLETED", "failed", "ValueError: bad pdf"),
+    # an MPI ensemble job goes on after one of its shards failed: that failure is final while the job runs
+    (None, None, FAIL, rec(job_id="8", ensemble=True), "RUNNING", "failed", "ValueError: bad pdf"),
+    (None, None, None, rec(job_id="8", ensemble=True), "RUNNING", "running", None),
+    (None, None, None, rec(job_id="8", ensemble=True, submitted_at=NOW - 30), "UNKNOWN", "pending", None),
+    (None, None, None, rec(job_id="8", ensemble=True, aborted="not started by ensemble job 8: 40 s of wall time left"),
+     "COMPLETED", "failed", "not started by ensemble job 8"),
 ]
 
 
