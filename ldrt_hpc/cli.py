@@ -389,13 +389,20 @@ def cmd_train(args) -> int:
 
 
 def cmd_report(args) -> int:
-    """Tables and figures of the evaluation, from the stage shards."""
-    from .analysis.results import write_table1
-
+    """Tables and figures of the evaluation, from the stage shards: `table1` (its files), or `all` (the whole report;
+    one line per section, then the path of index.html as the last line)."""
     cfg = _config(args)
     out_dir = Path(args.out) if args.out else cfg.work_dir / "report"
-    for path in write_table1(cfg, out_dir, seed=args.seed, resamples=args.resamples):
-        print(path)
+    if args.what == "table1":
+        from .analysis.results import write_table1
+
+        for path in write_table1(cfg, out_dir, seed=args.seed, resamples=args.resamples):
+            print(path)
+        return 0
+    from .analysis.report import build_report
+
+    index = build_report(cfg, out_dir, seed=args.seed, resamples=args.resamples, echo=print)
+    print(index)
     return 0
 
 
@@ -499,8 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     _resource_flags(p, arrays=False)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("report", help="`table1`: judge scores per judge x model x task (CSV, Markdown, LaTeX)")
-    p.add_argument("what", choices=["table1"], help="what to write")
+    p = sub.add_parser("report", help="`all` (default): the evaluation report, WORK/report/index.html (funnel, Table 1, "
+                                      "judge scores, hallucination, training loss); `table1`: Table 1 only (CSV, "
+                                      "Markdown, LaTeX)")
+    p.add_argument("what", nargs="?", choices=["all", "table1"], default="all",
+                   help="what to write (default: all)")
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
     p.add_argument("--out", help="output folder (default WORK/report)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")

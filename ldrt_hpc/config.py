@@ -470,6 +470,35 @@ class JudgeConfig(Strict):
     """The judge prompts (system prompt, review rule, single-score rule)."""
 
 
+DEFAULT_HEDGES = ("appears", "appear", "likely", "possibly", "possible", "seems", "seem", "may", "might",
+                  "suggests", "suggest", "could be", "it is possible", "probably", "perhaps", "presumably",
+                  "apparently", "unclear")
+"""The hedging lexicon of the `hallucination` stage (stages.hallucination.hedges by default)."""
+
+
+class HallucinationConfig(Strict):
+    """The `hallucination` stage: every answer against its figure's caption + context sentences."""
+
+    hedges: list[str] = Field(default_factory=lambda: list(DEFAULT_HEDGES))
+    """Hedging words and phrases, counted as whole words, case-folded; each phrase on its own (see analysis)."""
+    stemming: bool = True
+    """ROUGE with the Porter stemmer ('treated' and 'treats' match), as in the rouge-score package's option."""
+    max_examples: int = Field(5, ge=0)
+    """At most this many unsupported specific terms are kept per answer as examples."""
+
+    @field_validator("hedges")
+    @classmethod
+    def _distinct_hedges(cls, hedges: list[str]) -> list[str]:
+        cleaned = [" ".join(h.split()) for h in hedges]
+        if any(not h for h in cleaned):
+            raise ValueError("a hedge is empty")
+        folded = [h.casefold() for h in cleaned]
+        twice = sorted({h for h in folded if folded.count(h) > 1})
+        if twice:
+            raise ValueError(f"hedges listed twice (case-folded): {twice}")
+        return cleaned
+
+
 class SynthConfig(Strict):
     """The generated demo corpus: `ldrt-hpc synth-corpus --config FILE` writes it to stages.ingest.input_dir."""
 
@@ -502,6 +531,8 @@ class StagesConfig(Strict):
     """Settings of the `answer` stage."""
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     """Settings of the `judge` stage."""
+    hallucination: HallucinationConfig = Field(default_factory=HallucinationConfig)
+    """Settings of the `hallucination` stage."""
 
 
 class PipelineSteps(Strict):
@@ -511,7 +542,7 @@ class PipelineSteps(Strict):
     """Training config (configs/train/*.yaml) submitted after `qa`, before `answer`, which waits for it (None: no
     training step; `answer` uses its models as they are)."""
     report: bool = True
-    """After `judge`: one small CPU job writes Table 1 into WORK/report (`ldrt-hpc report table1`)."""
+    """After the last stage: one small CPU job writes the report into WORK/report (`ldrt-hpc report`)."""
 
 
 class PipelineConfig(Strict):

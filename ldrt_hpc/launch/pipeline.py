@@ -60,7 +60,7 @@ class Step:
         what = f"{len(self.shards)} shard(s) {format_shards(self.shards)}" if self.shards else ""
         arrays = list(dict.fromkeys(array_of(job_id) for job_id in self.job_ids))
         jobs = f" job {', '.join(arrays[:4])}{' ...' if len(arrays) > 4 else ''}" if arrays else ""
-        return (f"{self.stage:9} {self.kind:8} {what:28} after: {describe(self.afters, scheduler)}{jobs}"
+        return (f"{self.stage:13} {self.kind:8} {what:28} after: {describe(self.afters, scheduler)}{jobs}"
                 + (f"  ({self.note})" if self.note else "")).rstrip()
 
 
@@ -101,7 +101,7 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
         counts[name] = plan_count
         steps += _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, profile.scheduler)
     else:
-        if names[-1] == "judge" and cfg.pipeline.report:
+        if names[-1] == GRAPH.names[-1] and cfg.pipeline.report:
             steps.append(_report_step(cfg, cluster, jobs, dry_run, python))
     if not dry_run:
         _record(cfg, cluster, steps)
@@ -250,24 +250,28 @@ def _train_step(cfg: PipelineConfig, cluster: str, jobs, dry_run: bool, python) 
 
 
 def _report_step(cfg: PipelineConfig, cluster: str, jobs, dry_run: bool, python) -> Step:
-    """A small CPU job that writes Table 1 once every judge job succeeded (afterok)."""
-    afters = _whole(jobs, ["judge"], "afterok")
+    """A small CPU job that writes the report once every judge and hallucination job succeeded (afterok)."""
+    afters = _whole(jobs, REPORT_READS, "afterok")
     profile, resources = _small_job(cfg, cluster, afters)
     folder = pipeline_dir(cfg) / "logs"
     if dry_run:
-        return Step("report", "report", [], afters, ["<report>"], "Table 1 into WORK/report",
+        return Step("report", "report", [], afters, ["<report>"], "the report into WORK/report",
                     job_script(profile, resources, folder, "ldrt-report", 1, python=python))
     folder.mkdir(parents=True, exist_ok=True)
     job = make_executor(profile, resources, folder, "ldrt-report").submit(write_report, str(freeze(cfg)))
-    return Step("report", "report", [], afters, [job.job_id], "Table 1 into WORK/report")
+    return Step("report", "report", [], afters, [job.job_id], "the report into WORK/report")
 
 
-def write_report(config_path: str) -> list[str]:
-    """What the report job runs."""
-    from ..analysis.results import write_table1
+REPORT_READS = ["judge", "hallucination"]
+"""The stages the report is made from (with the markers of every stage, for the funnel)."""
+
+
+def write_report(config_path: str) -> str:
+    """What the report job runs; returns the path of index.html."""
+    from ..analysis.report import build_report
 
     cfg = load_pipeline(config_path)
-    return [str(path) for path in write_table1(cfg, Path(cfg.work_dir) / "report")]
+    return str(build_report(cfg, Path(cfg.work_dir) / "report"))
 
 
 def _small_job(cfg: PipelineConfig, cluster: str, afters: list[After]):
@@ -301,9 +305,8 @@ def _run_here(cfg: PipelineConfig, cluster: str, names: list[str], mode: str) ->
         steps.append(Step(name, "local", submission.shards, [], submission.job_ids,
                           note=f"{len(failed)} not done: {format_shards(failed)}" if failed else ""))
     else:
-        if names[-1] == "judge" and cfg.pipeline.report:
-            written = write_report(str(freeze(cfg)))
-            steps.append(Step("report", "local", note=f"{len(written)} files in {Path(cfg.work_dir) / 'report'}"))
+        if names[-1] == GRAPH.names[-1] and cfg.pipeline.report:
+            steps.append(Step("report", "local", note=write_report(str(freeze(cfg)))))
     _record(cfg, cluster, steps)
     return steps
 
@@ -435,9 +438,9 @@ def continuation_jobs(cfg: PipelineConfig) -> list[tuple[dict, str]]:
 
 def format_table(table: list[StageCounts], continuations: list[tuple[dict, str]] = ()) -> str:
     columns = ("shards", "done", "running", "pending", "waiting", "blocked", "failed", "missing")
-    lines = [f"{'stage':9} " + " ".join(f"{c:>8}" for c in columns)]
+    lines = [f"{'stage':13} " + " ".join(f"{c:>8}" for c in columns)]
     for counts in table:
-        lines.append(f"{counts.stage:9} " + " ".join(f"{getattr(counts, c):>8}" for c in columns))
+        lines.append(f"{counts.stage:13} " + " ".join(f"{getattr(counts, c):>8}" for c in columns))
     lines.append("waiting: in the queue until their upstream jobs end; blocked: an upstream shard failed "
                  "(`ldrt-hpc pipeline rerun`)")
     for record, state in continuations:

@@ -106,4 +106,6 @@ GRAPH = StageGraph([
               reads=("qa", "figures"), needs_all=("qa",)),
     StageNode("judge", "judge", "every answer scored by every LLM judge (LLaVA review in both orders, 0-10 score)",
               "gpu", reads=("answer", "context")),
+    StageNode("hallucination", "hallucination", "every answer against caption + context: ROUGE, hedging words, "
+              "length ratio, unsupported specific terms", "cpu", reads=("answer", "context")),
 ])

@@ -106,7 +106,7 @@ def test_dry_run_chains_every_stage_with_the_right_kind_of_wait(dry_config):
     # train waits for every qa job; answer for all of qa (the eval split) and the training job
     assert steps["train"].afters == [After("afterok", ("<qa>",))]
     assert After("afterok", ("<qa>", "<train>")) in steps["answer"].afters
-    assert steps["report"].afters == [After("afterok", ("<judge>",))]
+    assert steps["report"].afters == [After("afterok", ("<judge>", "<hallucination>"))]
     pbs = {step.stage: step for step in pipeline.run(dry_config, "polaris", "ingest", dry_run=True)}
     assert "#PBS -W depend=afterok:<ingest>" in pbs["convert"].script
 
