@@ -47,9 +47,10 @@ ALL_STAGES = $(shell $(PYTHON) -m ldrt_hpc.cli stages --from ingest --names)
 # the demo runs on this machine on purpose: no "local profile on a login node" warning. `pipeline run` runs the
 # chain from PDFs on disk: ingest .. qa, then fine-tuning (configs/train/demo.yaml: the smol flavour, align + LoRA,
 # 2 CPU ranks with DeepSpeed ZeRO-3; DeepSpeed JIT-compiles a communication op on its first launch, ~1 min, cached in
-# TORCH_EXTENSIONS_DIR), then the base and fine-tuned models answer the eval items, the embedded model judges, and
-# Table 1 is written to work/demo/report. With CLUSTER=localslurm every stage is submitted at once, chained by
-# Slurm dependencies.
+# TORCH_EXTENSIONS_DIR), then the base and fine-tuned models answer the eval items, the embedded model judges, the
+# answers are measured against caption + context (hallucination), and the report (Table 1, Fig. 4 box plots,
+# hedging, funnel, loss curve) is written to work/demo/report/index.html. Rerunning skips what is complete. With
+# CLUSTER=localslurm every stage is submitted at once, chained by Slurm dependencies.
 demo: setup
 	$(PYTHON) -m ldrt_hpc.cli synth-corpus --config $(DEMO_CONFIG)
 	LDRT_ALLOW_LOCAL=1 TORCH_EXTENSIONS_DIR=$${TORCH_EXTENSIONS_DIR:-$$HOME/.cache/torch_extensions} \
@@ -57,6 +58,8 @@ demo: setup
 	@for stage in $(ALL_STAGES); do $(PYTHON) -m ldrt_hpc.cli verify $$stage --config $(DEMO_CONFIG) || exit 1; done
 	$(PYTHON) -m ldrt_hpc.cli export figures work/demo/figures-export --config $(DEMO_CONFIG)
 	$(PYTHON) -m ldrt_hpc.cli export llava work/demo/llava --config $(DEMO_CONFIG)
+	@echo "the report: $$($(PYTHON) -c 'import sys; from ldrt_hpc.config import load_pipeline; \
+	  print(load_pipeline(sys.argv[1]).work_dir / "report" / "index.html")' $(DEMO_CONFIG))"
 
 bench-preprocess: setup
 	$(PYTHON) benchmarks/preprocess_throughput.py

@@ -210,6 +210,9 @@ def cmd_pipeline(args) -> int:
             pipeline.wait(cfg, names, progress=lambda line: print(line, file=sys.stderr, flush=True))
     table = pipeline.stage_counts(cfg, names)
     print(pipeline.format_table(table, pipeline.continuation_jobs(cfg)))
+    report = Path(cfg.work_dir) / "report" / "index.html"
+    if report.is_file():
+        print(f"report: {report}")
     return 1 if any(counts.failed or counts.blocked for counts in table) else 0
 
 

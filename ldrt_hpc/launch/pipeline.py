@@ -291,24 +291,35 @@ def continue_pipeline(config_path: str, cluster: str, first: str, last: str, mod
 
 
 def _run_here(cfg: PipelineConfig, cluster: str, names: list[str], mode: str) -> list[Step]:
-    """The local profile: each stage in turn on this machine (launcher.submit waits for local jobs)."""
+    """The local profile: each stage in turn on this machine (launcher.submit waits for local jobs); each step
+    says how long it took."""
     steps = []
     for name in names:
         if name == "answer" and cfg.pipeline.train_config is not None:
-            steps.append(_train_here(cfg, cluster))
+            steps.append(_timed(lambda: _train_here(cfg, cluster)))
         if _shard_count(cfg, name, {}, False) is None:
             steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
             break
-        submission = launcher.submit(cfg, name, cluster, mode=mode)
-        rows = stage_status(cfg, name)
-        failed = [row.shard for row in rows if row.state in TO_SUBMIT]
-        steps.append(Step(name, "local", submission.shards, [], submission.job_ids,
-                          note=f"{len(failed)} not done: {format_shards(failed)}" if failed else ""))
+        steps.append(_timed(lambda: _stage_here(cfg, cluster, name, mode)))
     else:
         if names[-1] == GRAPH.names[-1] and cfg.pipeline.report:
-            steps.append(Step("report", "local", note=write_report(str(freeze(cfg)))))
+            steps.append(_timed(lambda: Step("report", "local", note=write_report(str(freeze(cfg))))))
     _record(cfg, cluster, steps)
     return steps
+
+
+def _stage_here(cfg: PipelineConfig, cluster: str, name: str, mode: str) -> Step:
+    submission = launcher.submit(cfg, name, cluster, mode=mode)
+    failed = [row.shard for row in stage_status(cfg, name) if row.state in TO_SUBMIT]
+    return Step(name, "local", submission.shards, [], submission.job_ids,
+                note=f"{len(failed)} not done: {format_shards(failed)}" if failed else "")
+
+
+def _timed(make_step) -> Step:
+    started = time.time()
+    step = make_step()
+    step.note = "; ".join(part for part in (f"{time.time() - started:.1f} s", step.note) if part)
+    return step
 
 
 def _train_here(cfg: PipelineConfig, cluster: str) -> Step:
