@@ -16,7 +16,7 @@ from .. import layout
 from ..config import PipelineConfig
 from ..errors import PlanError, ShardError
 from ..plan import load_plan
-from ..shards import read_marker
+from ..shards import is_complete, read_marker
 
 STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("keyword strings searched", "search", ("keywords",)),
@@ -64,8 +64,8 @@ def _markers(work_dir: Path, stage: str) -> tuple[list[dict[str, Any]], int] | N
         return None
     markers = []
     for index in range(plan.num_shards):
-        try:
-            marker = read_marker(directory, index)
+        try:  # complete as everywhere else: a marker *and* the file of the size it records
+            marker = read_marker(directory, index) if is_complete(directory, index) else None
         except ShardError:
             marker = None
         if marker is not None:
@@ -121,7 +121,8 @@ def _split(cfg: PipelineConfig) -> tuple[list[FunnelStep], str]:
     """Train and eval samples of the kept QA samples, split by paper as `export llava`, training and `answer` do."""
     from ..instruct.split import kept_samples, split_samples
 
-    if load_plan(layout.stage_dir(cfg.work_dir, "qa")) is None:
+    plan = load_plan(layout.stage_dir(cfg.work_dir, "qa"))
+    if plan is None:
         return [], ""
     try:
         samples = kept_samples(cfg.work_dir)
@@ -129,7 +130,7 @@ def _split(cfg: PipelineConfig) -> tuple[list[FunnelStep], str]:
         return [], f"train/eval split: {exc}"
     answer = cfg.stages.answer
     train, held_out, papers = split_samples(samples, answer.eval_share, answer.split_seed)
-    shards = load_plan(layout.stage_dir(cfg.work_dir, "qa")).num_shards
+    shards = plan.num_shards
     source = f"split by paper: eval_share {answer.eval_share}, split_seed {answer.split_seed}"
     return [FunnelStep("train samples", "split", len(train), shards, shards, source),
             FunnelStep(f"eval samples ({len(papers)} papers)", "split", len(held_out), shards, shards, source)], ""

@@ -291,13 +291,16 @@ def _summary(model: str, task: str, rows: list[dict[str, Any]], hedges: Sequence
     answer_words = sum(int(r["answer_words"]) for r in rows)
     hedge_total = sum(int(r["hedges"]) for r in rows)
     summary: dict[str, Any] = {"model": model, "task": task, "n": len(rows),
-                               "n_reference": sum(not math.isnan(r["rouge1"]) for r in rows)}
+                               "n_reference": sum(not math.isnan(r["rouge1"]) for r in rows),
+                               "n_unsupported_rate": len(_finite(r["unsupported_rate"] for r in rows))}
     for name in ("rouge1", "rouge2", "rougeL"):
         summary[f"{name}_mean"] = _mean(r[name] for r in rows)
         summary[f"{name}_median"] = _median(r[name] for r in rows)
     summary.update({
         "length_ratio_mean": _mean(r["length_ratio"] for r in rows),
-        "answer_words": answer_words, "hedges": hedge_total, "hedge_counts": per_hedge,
+        "length_ratio_median": _median(r["length_ratio"] for r in rows),
+        "answer_words": answer_words, "reference_words": sum(int(r["reference_words"]) for r in rows),
+        "hedges": hedge_total, "hedge_counts": per_hedge,
         # pooled over the group's words (a mean of per-answer rates would weigh a 3-word answer like a long one)
         "hedges_per_1000_words": 1000 * hedge_total / answer_words if answer_words else math.nan,
         "specific_terms": sum(int(r["specific_terms"]) for r in rows),
@@ -310,11 +313,12 @@ def _summary(model: str, task: str, rows: list[dict[str, Any]], hedges: Sequence
 
 def summarize(items: list[dict], hedges: Sequence[str] | None = None, overall: bool = True) -> list[dict]:
     """One row per model and task (models in order of first appearance, tasks sorted, then task 'overall' over
-    all tasks when `overall`): n (items), n_reference (items with a reference), mean and median ROUGE-1/2/L,
-    mean length ratio, total answer words, total hedges, hedge_counts (per-hedge totals: every entry of `hedges`
-    in lexicon order when given, else the non-zero ones, most frequent first), hedges_per_1000_words (pooled),
-    total specific and unsupported terms, mean unsupported rate, truncated answers. Means and medians skip NaN
-    (NaN when nothing is left).
+    all tasks when `overall`): n (items), n_reference (items with a reference), n_unsupported_rate (items with
+    a defined unsupported rate: specific terms and a reference), mean and median ROUGE-1/2/L and length ratio,
+    total answer and reference words, total hedges, hedge_counts (per-hedge totals: every entry of `hedges` in
+    lexicon order when given, else the non-zero ones, most frequent first, ties by term), hedges_per_1000_words
+    (pooled), total specific and unsupported terms, mean unsupported rate, truncated answers. Means and medians
+    skip NaN (NaN when nothing is left).
 
     `items` are stage rows (`hedge_counts` JSON text) or `item_metrics` results (a dict) with 'model' and 'task'."""
     models = list(dict.fromkeys(item["model"] for item in items))

@@ -5,8 +5,9 @@ PNGs. Sections, each present only when its data exists (a missing one is one lin
 1. pipeline funnel   the `stats` of every stage's completion markers, and the train/eval split (analysis/funnel.py)
 2. Table 1           analysis/results.py `write_table1` over the complete `judge` shards
 3. judge scores      box plots per judge x model x task, one figure per protocol; position-bias flip rates
-4. hallucination     the `hallucination` stage's shards: ROUGE and length-ratio box plots per model (the paper's
-                     Fig. 4), the hedging table, the unsupported-content rate
+4. hallucination     the `hallucination` stage's complete shards, summarised by analysis/hallucination.py `summarize`:
+                     ROUGE and length-ratio box plots per model (the paper's Fig. 4), the hedging table, the
+                     unsupported-content rate; CSVs per model and per model x task
 5. training          the loss curves of the training log (`pipeline.train_config` -> output_dir/<phase>/train_log.csv)
 
 Every section is a list of blocks rendered twice, to HTML and to Markdown, so that both say the same thing.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import logging
 import math
 import re
@@ -34,7 +34,7 @@ from .. import layout
 from ..config import PipelineConfig
 from ..errors import ConfigError, PlanError, ShardError
 from ..plan import load_plan
-from ..shards import ShardReader, is_complete, shard_path
+from ..shards import is_complete, iter_stage, shard_path
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +207,6 @@ def _flip_rows(review: list[dict[str, Any]], order: list[str]) -> list[list[str]
 
 # ---- 4. hallucination ---------------------------------------------------------------------------------------------
 
-HALLUCINATION_FIELDS = (
-    "sample_id", "paper_id", "task", "model", "rouge1", "rouge2", "rougeL", "answer_words", "reference_words",
-    "length_ratio", "hedges", "hedge_counts", "specific_terms", "unsupported_terms", "unsupported_rate",
-    "unsupported_examples", "truncated",
-)
-"""The `hallucination` stage's schema: what this report reads of it."""
 METRICS = {"rouge1": "ROUGE-1 F1", "rouge2": "ROUGE-2 F1", "rougeL": "ROUGE-L F1", "length_ratio": "length ratio"}
 TOP_HEDGES = 5
 PAPER_HEDGING = ('The reference study: LLaVA v1.6-vicuna-13B wrote "appears" 1,451 times on its 1,574 eval items, '
@@ -221,87 +215,33 @@ PAPER_HEDGING = ('The reference study: LLaVA v1.6-vicuna-13B wrote "appears" 1,4
 
 def hallucination_rows(work_dir: Path) -> tuple[list[dict[str, Any]], int, int] | None:
     """The rows of the complete `hallucination` shards, with the complete and planned shard counts; None when the
-    stage has no plan."""
+    stage has no plan. Unlike `stages.hallucination.read_all`, a partly complete stage is read (and reported as
+    partial)."""
+    from ..stages.hallucination import SCHEMA
+
     directory = layout.stage_dir(work_dir, "hallucination")
     plan = load_plan(directory)
     if plan is None:
         return None
+    complete = [index for index in range(plan.num_shards) if is_complete(directory, index)]
     rows: list[dict[str, Any]] = []
-    complete = 0
-    for index in range(plan.num_shards):
-        if not is_complete(directory, index):
-            continue
-        complete += 1
-        with ShardReader(shard_path(directory, index)) as reader:
-            lacking = [name for name in HALLUCINATION_FIELDS if name not in reader.items.fields]
-            if lacking:
-                raise ShardError(f"{reader.path}: no field(s) {', '.join(lacking)}: written by another version of "
-                                 "the hallucination stage (`ldrt-hpc rerun hallucination`)")
-            rows += [reader.fields(i, HALLUCINATION_FIELDS) for i in range(len(reader))]
-    return rows, complete, plan.num_shards
+    for index in complete:
+        shard = list(iter_stage(directory, [index]))
+        lacking = [name for name in SCHEMA.fields if shard and name not in shard[0]]
+        if lacking:
+            raise ShardError(f"{shard_path(directory, index)}: no field(s) {', '.join(lacking)}: written by another "
+                             "version of the hallucination stage (`ldrt-hpc rerun hallucination`)")
+        rows += shard
+    return rows, len(complete), plan.num_shards
 
 
-@dataclass(frozen=True)
-class ModelHallucination:
-    """Per-model summary of the hallucination rows."""
-    model: str
-    items: int
-    truncated: int
-    means: dict[str, float | None]
-    medians: dict[str, float | None]
-    answer_words: int
-    reference_words: int
-    hedges: int
-    hedge_terms: list[tuple[str, int]]
-    """Every hedging term with its count, most frequent first (ties by term)."""
-    items_with_terms: int
-    """Items whose answer had specific terms (unsupported_rate defined)."""
-    unsupported_rate_mean: float | None
-    """Mean of the per-item unsupported rate over items_with_terms."""
-    specific_terms: int
-    unsupported_terms: int
+def hallucination_summaries(rows: list[dict[str, Any]], order: Sequence[str]) -> list[dict[str, Any]]:
+    """`analysis.hallucination.summarize` of the rows (per model and task, then task 'overall'), models in `order`
+    (every model of the rows must be in it)."""
+    from .hallucination import summarize
 
-    @property
-    def hedges_per_1000_words(self) -> float | None:
-        return 1000 * self.hedges / self.answer_words if self.answer_words else None
-
-    @property
-    def unsupported_rate_pooled(self) -> float | None:
-        return self.unsupported_terms / self.specific_terms if self.specific_terms else None
-
-
-def summarize_hallucination(rows: list[dict[str, Any]], order: Sequence[str] = ()) -> list[ModelHallucination]:
-    """One summary per model (in `order`, then the rest sorted): NaN metrics are left out of means and medians."""
-    models = [m for m in order if any(r["model"] == m for r in rows)]
-    models += sorted({r["model"] for r in rows} - set(models))
-    out = []
-    for model in models:
-        mine = [r for r in rows if r["model"] == model]
-        means, medians = {}, {}
-        for metric in METRICS:
-            values = [float(r[metric]) for r in mine if _is_number(r[metric])]
-            means[metric] = statistics.fmean(values) if values else None
-            medians[metric] = statistics.median(values) if values else None
-        terms: dict[str, int] = {}
-        for r in mine:
-            for term, count in _hedge_counts(r["hedge_counts"]).items():
-                terms[term] = terms.get(term, 0) + count
-        rates = [float(r["unsupported_rate"]) for r in mine if _is_number(r["unsupported_rate"])]
-        out.append(ModelHallucination(
-            model, len(mine), sum(bool(r["truncated"]) for r in mine), means, medians,
-            sum(int(r["answer_words"]) for r in mine), sum(int(r["reference_words"]) for r in mine),
-            sum(int(r["hedges"]) for r in mine), sorted(terms.items(), key=lambda kv: (-kv[1], kv[0])),
-            len(rates), statistics.fmean(rates) if rates else None,
-            sum(int(r["specific_terms"]) for r in mine), sum(int(r["unsupported_terms"]) for r in mine)))
-    return out
-
-
-def _hedge_counts(text: str) -> dict[str, int]:
-    try:
-        counts = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {}
+    rank = {model: k for k, model in enumerate(order)}
+    return summarize(sorted(rows, key=lambda r: rank[r["model"]]))  # stable: summarize keeps first appearance
 
 
 SUMMARY_FIELDS = (
@@ -309,17 +249,24 @@ SUMMARY_FIELDS = (
     "reference_words", "hedges", "hedges_per_1000_words", "top_hedges", "items_with_specific_terms",
     "unsupported_rate_mean", "specific_terms", "unsupported_terms", "unsupported_rate_pooled",
 )
+"""Columns of hallucination-summary.csv (one row per model, all tasks); hallucination-by-task.csv has `task` after
+`model`."""
 
 
-def _summary_row(s: ModelHallucination) -> list[Any]:
-    stats = [v for m in METRICS for v in (s.means[m], s.medians[m])]
-    return [s.model, s.items, s.truncated, *stats, s.answer_words, s.reference_words, s.hedges,
-            s.hedges_per_1000_words, _top_terms(s), s.items_with_terms, s.unsupported_rate_mean, s.specific_terms,
-            s.unsupported_terms, s.unsupported_rate_pooled]
+def _pooled_rate(s: dict[str, Any]) -> float | None:
+    return s["unsupported_terms"] / s["specific_terms"] if s["specific_terms"] else None
 
 
-def _top_terms(s: ModelHallucination) -> str:
-    return ", ".join(f"{term} ({count:,})" for term, count in s.hedge_terms[:TOP_HEDGES]) or "–"
+def _summary_row(s: dict[str, Any]) -> list[Any]:
+    stats = [s[f"{m}_{stat}"] for m in METRICS for stat in ("mean", "median")]
+    return [s["model"], s["n"], s["truncated"], *stats, s["answer_words"], s["reference_words"], s["hedges"],
+            s["hedges_per_1000_words"], _top_terms(s), s["n_unsupported_rate"], s["unsupported_rate_mean"],
+            s["specific_terms"], s["unsupported_terms"], _pooled_rate(s)]
+
+
+def _top_terms(s: dict[str, Any]) -> str:
+    top = list(s["hedge_counts"].items())[:TOP_HEDGES]  # most frequent first, ties by term
+    return ", ".join(f"{term} ({count:,})" for term, count in top) or "–"
 
 
 def hallucination_section(cfg: PipelineConfig, out_dir: Path) -> Section:
@@ -335,7 +282,8 @@ def hallucination_section(cfg: PipelineConfig, out_dir: Path) -> Section:
     rows, complete, planned = found
     if not rows:
         return _missing(title, f"no hallucination rows yet ({complete} of {planned} shards complete)")
-    summaries = summarize_hallucination(rows, [m.name for m in cfg.stages.answer.models])
+    by_task = hallucination_summaries(rows, _model_order(cfg, {r["model"] for r in rows}))
+    summaries = [s for s in by_task if s["task"] == "overall"]
     section = Section(title, summary=f"{len(rows)} answers of {len(summaries)} model(s), {complete}/{planned} shards")
     if complete < planned:
         section.add("p", f"Partial: {complete} of {planned} hallucination shards complete.")
@@ -343,28 +291,30 @@ def hallucination_section(cfg: PipelineConfig, out_dir: Path) -> Section:
                      "mention it): ROUGE F1, length ratio (answer words / ground-truth words; closer to 1 is better), "
                      "hedging words, and the answer's specific terms that the ground truth does not contain "
                      "(unsupported content; the `hallucination` stage decides what a specific term is).")
-    panels = {METRICS[m]: {s.model: [float(r[m]) for r in rows if r["model"] == s.model] for s in summaries}
+    panels = {METRICS[m]: {s["model"]: [r[m] for r in rows if r["model"] == s["model"]] for s in summaries}
               for m in METRICS}
     boxplot_panels(panels, out_dir / "hallucination-boxplots.png", title="per model, all eval items")
     section.add("img", "hallucination-boxplots.png", "ROUGE-1/2/L and length ratio per model (the paper's Fig. 4)")
     section.add("table", ["model", "items", *(f"{label} median (mean)" for label in METRICS.values())],
-                [[s.model, str(s.items)] + [f"{_fmt(s.medians[m])} ({_fmt(s.means[m])})" for m in METRICS]
+                [[s["model"], str(s["n"])] + [f"{_fmt(s[f'{m}_median'])} ({_fmt(s[f'{m}_mean'])})" for m in METRICS]
                  for s in summaries])
     section.add("caption", "Hedging words per model.")
     section.add("table", ["model", "answer words", "hedges", "per 1,000 words", f"top {TOP_HEDGES} terms (count)"],
-                [[s.model, f"{s.answer_words:,}", f"{s.hedges:,}", _fmt(s.hedges_per_1000_words, 2), _top_terms(s)]
-                 for s in summaries])
+                [[s["model"], f"{s['answer_words']:,}", f"{s['hedges']:,}", _fmt(s["hedges_per_1000_words"], 2),
+                  _top_terms(s)] for s in summaries])
     section.add("quote", PAPER_HEDGING)
     section.add("caption", "Unsupported content: specific terms of the answer not found in the ground truth.")
     section.add("table", ["model", "items with specific terms", "mean unsupported rate", "unsupported / specific terms",
                           "pooled rate", "truncated answers"],
-                [[s.model, str(s.items_with_terms), _fmt(s.unsupported_rate_mean),
-                  f"{s.unsupported_terms:,} / {s.specific_terms:,}", _fmt(s.unsupported_rate_pooled), str(s.truncated)]
+                [[s["model"], str(s["n_unsupported_rate"]), _fmt(s["unsupported_rate_mean"]),
+                  f"{s['unsupported_terms']:,} / {s['specific_terms']:,}", _fmt(_pooled_rate(s)), str(s["truncated"])]
                  for s in summaries])
     _write_csv(out_dir / "hallucination-summary.csv", SUMMARY_FIELDS, [_summary_row(s) for s in summaries])
+    _write_csv(out_dir / "hallucination-by-task.csv", ["model", "task", *SUMMARY_FIELDS[1:]],
+               [[s["model"], s["task"], *_summary_row(s)[1:]] for s in by_task])
     _write_csv(out_dir / "hedge-terms.csv", ["model", "term", "count"],
-               [[s.model, term, count] for s in summaries for term, count in s.hedge_terms])
-    section.add("files", ["hallucination-summary.csv", "hedge-terms.csv"])
+               [[s["model"], term, count] for s in summaries for term, count in s["hedge_counts"].items()])
+    section.add("files", ["hallucination-summary.csv", "hallucination-by-task.csv", "hedge-terms.csv"])
     return section
 
 
@@ -521,7 +471,8 @@ def _html_block(block: tuple) -> str:
         body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     if kind == "img":
-        return f'<figure><img src="{_esc(block[1])}" alt="{_esc(block[2])}"><figcaption>{_esc(block[2])}</figcaption></figure>'
+        image = f'<img src="{_esc(block[1])}" alt="{_esc(block[2])}">'
+        return f"<figure>{image}<figcaption>{_esc(block[2])}</figcaption></figure>"
     if kind == "files":
         return '<p class="meta">files: ' + ", ".join(f'<a href="{_esc(f)}">{_esc(f)}</a>' for f in block[1]) + "</p>"
     raise ValueError(f"unknown block {kind!r}")
@@ -579,7 +530,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    """The number with `digits` decimals; '–' for None or NaN (not defined)."""
+    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _quantiles(values: list[float]) -> list[Any]:
@@ -594,9 +546,14 @@ def _model_order(cfg: PipelineConfig, present: set[str]) -> list[str]:
     return order + sorted(present - set(order))
 
 
+def _undefined(value: Any) -> bool:
+    """None or a float NaN: an empty CSV cell."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _write_csv(path: Path, header: Sequence[str], rows: list[list[Any]]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        writer.writerows([["" if _undefined(v) else v for v in row] for row in rows])
     return path

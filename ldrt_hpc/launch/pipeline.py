@@ -85,27 +85,44 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
     counts: dict[str, int] = {}
     """Per stage: its shard count (a dry run plans nothing: downstream counts follow their upstream)."""
     steps: list[Step] = []
+    continued = False
+    """A continuation job takes over from here (a dry run goes on showing what it will submit)."""
     for name in names:
-        node = GRAPH[name]
-        if name == "answer" and cfg.pipeline.train_config is not None:
+        if name == "answer" and cfg.pipeline.train_config is not None and not continued:
             steps.append(_train_step(cfg, cluster, jobs, dry_run, python)[0])
-        fan_in = [up for up in node.plans_from if jobs.get(up)]
-        if fan_in and load_plan(stage_dir(cfg.work_dir, name)) is None:
+        fan_in = _fan_in(name, jobs)
+        if fan_in and not continued:
             steps.append(_continuation(cfg, cluster, name, names[-1], mode, _whole(jobs, fan_in, "afterok"), dry_run,
                                        python))
-            break
+            continued = True
+            if not dry_run:
+                break
         plan_count = _shard_count(cfg, name, counts, dry_run)
         if plan_count is None:
             steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
             break
         counts[name] = plan_count
-        steps += _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, profile.scheduler)
+        stage_steps = _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, profile.scheduler)
+        for step in stage_steps if continued else []:
+            step.kind, step.note, step.script = "later", "submitted by the continuation job", ""
+        steps += stage_steps
     else:
         if names[-1] == GRAPH.names[-1] and cfg.pipeline.report:
             steps.append(_report_step(cfg, cluster, jobs, dry_run, python))
+            if continued:
+                steps[-1].kind, steps[-1].note, steps[-1].script = "later", "submitted by the continuation job", ""
     if not dry_run:
         _record(cfg, cluster, steps)
     return steps
+
+
+def _fan_in(name: str, jobs: dict[str, dict[int, str]]) -> list[str]:
+    """The still-queued inputs this stage needs whole before it can even be submitted: a plan made from their
+    content (`plans_from`), a split over all of them (`needs_all`), the fine-tuned model (training, for answer).
+    Such a stage is submitted by a continuation job once they succeeded."""
+    node = GRAPH[name]
+    wanted = list(node.plans_from + node.needs_all) + (["train"] if name == "answer" else [])
+    return [up for up in dict.fromkeys(wanted) if jobs.get(up)]
 
 
 def _shard_count(cfg: PipelineConfig, name: str, counts: dict[str, int], dry_run: bool) -> int | None:
@@ -144,16 +161,14 @@ def _submit_stage(cfg, cluster, name, mode, jobs, count, dry_run, python, schedu
     if not todo:
         return [Step(name, "skip", note="complete" if not jobs[name] else "already submitted")]
     ready, blocked = _runnable(cfg, name, todo, jobs)
-    extra = ["train"] if name == "answer" else []  # the fine-tuned model (a step, not a stage)
-    fan_in = _whole(jobs, [up for up in node.needs_all + node.plans_from if up != name] + extra, "afterok")
+    shard_aligned = [up for up in node.reads if up not in node.needs_all]  # run() waited for those whole
     steps = []
     if mode == "mpi":
-        upstream = _whole(jobs, list(node.reads), "afterany")
-        steps.append(_submit(cfg, cluster, name, "mpi", ready, upstream + fan_in, dry_run, python))
+        upstream = _whole(jobs, shard_aligned, "afterany")
+        steps.append(_submit(cfg, cluster, name, "mpi", ready, upstream, dry_run, python))
     else:
-        shard_aligned = [up for up in node.reads if up not in node.needs_all]  # those wait for the whole stage
         for members, afters in per_task({up: jobs.get(up, {}) for up in shard_aligned}, ready):
-            steps.append(_submit(cfg, cluster, name, "array", members, afters + fan_in, dry_run, python))
+            steps.append(_submit(cfg, cluster, name, "array", members, afters, dry_run, python))
     for step in steps:
         jobs[name].update(_jobs_by_shard(step, mode))
     if blocked:
@@ -217,7 +232,7 @@ def _continuation(cfg, cluster, name, last, mode, afters, dry_run, python) -> St
     """A small CPU job that waits for `afters`, then runs `pipeline run --from name --to last` on a compute node."""
     profile, cpu = _small_job(cfg, cluster, afters)
     folder = pipeline_dir(cfg) / "logs"
-    note = f"plans {name} once its inputs are complete, then submits {name}..{last}"
+    note = f"once its inputs are complete, plans and submits {name}..{last}"
     if dry_run:
         return Step(name, "continue", [], afters, ["<continue>"], note,
                     job_script(profile, cpu, folder, "ldrt-pipeline", 1, python=python))

@@ -22,6 +22,7 @@ from ldrt_hpc.launch import pipeline, stage_status, submit, wait
 from ldrt_hpc.launch.dependencies import After, directives, per_task
 from ldrt_hpc.runner import stage_dir
 from ldrt_hpc.shards import ShardReader, shard_path
+from tests.stages.test_harvest import pdf_bytes, server  # noqa: F401  (fixtures)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 CHAIN = ["ingest", "convert", "figures", "filter", "context"]
@@ -103,9 +104,14 @@ def test_dry_run_chains_every_stage_with_the_right_kind_of_wait(dry_config):
     steps = {step.stage: step for step in pipeline.run(dry_config, "generic-slurm", "ingest", dry_run=True)}
     assert steps["convert"].afters == [After("aftercorr", ("<ingest>",))]
     assert steps["context"].afters == [After("aftercorr", ("<convert>", "<figures>", "<filter>"))]
-    # train waits for every qa job; answer for all of qa (the eval split) and the training job
+    # train waits for every qa job; answer needs all of qa (the eval split) and the fine-tuned model before it
+    # can even be submitted (its preflight reads both): a continuation job submits it and the rest
     assert steps["train"].afters == [After("afterok", ("<qa>",))]
-    assert After("afterok", ("<qa>", "<train>")) in steps["answer"].afters
+    every = pipeline.run(dry_config, "generic-slurm", "ingest", dry_run=True)
+    continuation = next(s for s in every if s.kind == "continue")
+    assert continuation.stage == "answer" and continuation.afters == [After("afterok", ("<qa>", "<train>"))]
+    later = [s.stage for s in every if s.kind == "later"]
+    assert later == ["answer", "judge", "hallucination", "report"]
     assert steps["report"].afters == [After("afterok", ("<judge>", "<hallucination>"))]
     pbs = {step.stage: step for step in pipeline.run(dry_config, "polaris", "ingest", dry_run=True)}
     assert "#PBS -W depend=afterok:<ingest>" in pbs["convert"].script
@@ -206,3 +212,29 @@ def test_one_ensemble_job_on_slurm_gives_the_array_result(slurm, tmp_path, synth
     submit(by_array, "ingest", "local")
     for index in range(4):
         assert items(by_mpi, "ingest", index) == items(by_array, "ingest", index)
+
+
+@pytest.mark.slurm
+def test_continuation_jobs_plan_and_submit_the_fan_in_stages_on_slurm(slurm, server, tmp_path, pdf_bytes,
+                                                                        monkeypatch):
+    """search -> download -> ingest (from_download): download is planned from search's results and ingest from
+    download's, so each is submitted by a continuation job that runs `pipeline run --from STAGE` in Slurm."""
+    from tests.stages.test_harvest import paper, write_config
+
+    monkeypatch.setenv("LDRT_TEST_S2_KEY", "k")
+    papers = [paper(i, url=server.url(f"/pdf/{i}.pdf")) for i in range(1, 4)]
+    for i in range(1, 4):
+        server.add_file(f"/pdf/{i}.pdf", pdf_bytes)
+    server.add_bulk_page("ldrt", None, {"total": 3, "token": None, "data": papers})
+    config = write_config(tmp_path, server.base_url, ["ldrt"], cluster="localslurm")
+    cfg = load_pipeline(config)
+    slurm.extend((cfg, name) for name in ("search", "download", "ingest"))
+    proc = cli("pipeline", "run", "--config", str(config), "--from", "search", "--to", "ingest", "--wait")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    steps = [json.loads(line) for line in (pipeline.pipeline_dir(cfg) / "steps.jsonl").read_text().splitlines()]
+    assert [(s["stage"], s["kind"]) for s in steps] == [
+        ("search", "array"), ("download", "continue"),  # this process
+        ("download", "array"), ("ingest", "continue"),  # the first continuation job
+        ("ingest", "array")]  # the second
+    table = pipeline.stage_counts(cfg, ["search", "download", "ingest"])
+    assert [(c.stage, c.done, c.shards) for c in table] == [("search", 1, 1), ("download", 2, 2), ("ingest", 2, 2)]
