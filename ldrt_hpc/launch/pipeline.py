@@ -99,7 +99,8 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
                 break
         plan_count = _shard_count(cfg, name, counts, dry_run)
         if plan_count is None:
-            steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
+            if not continued:  # else the continuation job plans it
+                steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
             break
         counts[name] = plan_count
         stage_steps = _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, profile.scheduler)
