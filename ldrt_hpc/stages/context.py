@@ -42,3 +42,13 @@ def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
                          "figure_index": decision["figure_index"], "page": figure["page"], "caption": figure["caption"],
                          "mentions": "\n".join(sentences), "mention_count": len(sentences)})
     return counts
+
+
+def answers_with_figures(shard: Shard) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The shard's answers (stage `answer`), each with the context row of its figure (caption, mentions; empty
+    strings when the figure has none): what `judge` and `hallucination` compare an answer with."""
+    with shard.read("context") as reader:
+        figures = {r["figure_index"]: r for r in reader}
+    with shard.read("answer") as reader:
+        answers = list(reader)
+    return [(answer, figures.get(answer["figure_index"], {"caption": "", "mentions": ""})) for answer in answers]

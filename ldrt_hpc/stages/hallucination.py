@@ -36,16 +36,10 @@ SCHEMA = Schema(
 def hallucination_items(shard: Shard) -> list[dict[str, Any]]:
     """The shard's answers, each with its reference text (caption + mention sentences; '' without a context row)."""
     from ..analysis.hallucination import reference_text
+    from .context import answers_with_figures
 
-    with shard.read("context") as reader:
-        figures = {r["figure_index"]: r for r in reader}
-    with shard.read("answer") as reader:
-        answers = list(reader)
-    items = []
-    for answer in answers:
-        figure = figures.get(answer["figure_index"], {"caption": "", "mentions": ""})
-        items.append({**answer, "ground_truth": reference_text(figure["caption"], figure["mentions"])})
-    return items
+    return [{**answer, "ground_truth": reference_text(figure["caption"], figure["mentions"])}
+            for answer, figure in answers_with_figures(shard)]
 
 
 def record(item: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:

@@ -51,18 +51,11 @@ def _progress_path(shard: Shard, settings: JudgeConfig, judge: JudgeModel, versi
 def judge_items(shard: Shard) -> list[dict[str, Any]]:
     """The shard's answers with the figure's caption and the sentences that mention it."""
     from ..evaluate.judging import JudgeItem
+    from .context import answers_with_figures
 
-    with shard.read("context") as reader:
-        figures = {r["figure_index"]: r for r in reader}
-    with shard.read("answer") as reader:
-        answers = list(reader)
-    items = []
-    for answer in answers:
-        figure = figures.get(answer["figure_index"], {"caption": "", "mentions": ""})
-        items.append({**answer, "item": JudgeItem(answer["sample_id"], answer["task"], figure["caption"],
-                                                  figure["mentions"], answer["question"], answer["reference"],
-                                                  answer["answer"])})
-    return items
+    return [{**answer, "item": JudgeItem(answer["sample_id"], answer["task"], figure["caption"], figure["mentions"],
+                                         answer["question"], answer["reference"], answer["answer"])}
+            for answer, figure in answers_with_figures(shard)]
 
 
 def run(shard: Shard, cfg: PipelineConfig) -> dict[str, Any]:
