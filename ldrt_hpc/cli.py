@@ -313,15 +313,28 @@ def cmd_export(args) -> int:
 
     cfg = _config(args)
     if args.what == "llava":
+        if args.contact_sheet:
+            from .errors import UserError
+
+            raise UserError("--contact-sheet draws figure detections: use it with `export figures`")
         counts = export_llava(cfg.work_dir, Path(args.out), args.eval_share, args.seed)
         total = counts["train"] + counts["eval"]
         print(f"exported {counts['train']} train / {counts['eval']} eval samples "
               f"({counts['eval'] / max(total, 1):.1%} eval; {counts['eval_papers']} of {counts['papers']} papers "
               f"in eval, none in both) to {args.out}")
         return 0
-    counts = export_figures(cfg.work_dir, Path(args.out))
-    print(f"exported {counts['figures']} figures/tables of {counts['papers']} papers ({counts['images']} PNG) to {args.out}"
-          + (f"; {counts['incomplete_shards']} incomplete shards skipped" if counts["incomplete_shards"] else ""))
+    counts = export_figures(cfg.work_dir, Path(args.out), contact_sheet=args.contact_sheet, sheet_dpi=args.sheet_dpi)
+    line = (f"exported {counts['figures']} figures/tables of {counts['papers']} papers ({counts['images']} PNG, "
+            f"{counts['without_crop']} detections without a crop; {counts['papers_without_figures']} papers with "
+            f"none found, written as []) to {args.out}")
+    if counts["incomplete_shards"]:
+        line += f"; {counts['incomplete_shards']} incomplete shards skipped (their papers have no JSON)"
+    print(line)
+    if args.contact_sheet:
+        print(f"contact sheets: {counts['contact_sheet_pages']} pages of {counts['contact_sheets']} papers in "
+              f"{Path(args.out) / 'contact-sheets'}/<paper_id>/page-NNN.png (caption boxes blue, regions red)"
+              + (f"; {counts['contact_sheets_missing_pdf']} papers skipped, their PDF is gone"
+                 if counts["contact_sheets_missing_pdf"] else ""))
     return 0
 
 
@@ -530,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["figures", "llava"], help="what to export")
     p.add_argument("--eval-share", type=float, default=0.03, help="llava: share of samples in eval (by paper)")
     p.add_argument("--seed", type=int, default=0, help="llava: split seed")
+    p.add_argument("--contact-sheet", action="store_true",
+                   help="figures: also draw every page of every processed paper with its detected caption (blue) and "
+                        "region (red) boxes, OUT/contact-sheets/<paper_id>/page-NNN.png (1-based page numbers)")
+    p.add_argument("--sheet-dpi", type=int, default=60, help="figures --contact-sheet: resolution of the pages")
     p.add_argument("out", help="output folder")
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"pipeline config YAML (default {DEFAULT_CONFIG})")
     p.set_defaults(func=cmd_export)
