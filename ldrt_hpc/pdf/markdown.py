@@ -12,6 +12,7 @@ import re
 import pymupdf
 
 from .layout import Block, body_size, graphics_rects, parse_label, running_lines, text_blocks
+from .spacing import respace_blocks
 
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"']$")
 
@@ -83,8 +84,15 @@ def _inside(rect: pymupdf.Rect, container: pymupdf.Rect, share: float = 0.8) -> 
     return not overlap.is_empty and overlap.get_area() >= share * max(rect.get_area(), 1e-6)
 
 
+def _page_blocks(page: pymupdf.Page) -> list[Block]:
+    """Text blocks of a page, word spaces rebuilt in run-together lines (text layers without space glyphs).
+    One textpage serves both: the "rawdict" pass, on the rare pages that need it, does not re-read the page."""
+    textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
+    return respace_blocks(page, text_blocks(page, textpage), textpage)
+
+
 def to_markdown(doc: pymupdf.Document) -> str:
-    pages_blocks = [text_blocks(page) for page in doc]
+    pages_blocks = [_page_blocks(page) for page in doc]
     body = body_size(pages_blocks)
     running = running_lines(doc, pages_blocks)
     title_size = max((b.size for b in pages_blocks[0]), default=0.0) if pages_blocks else 0.0
