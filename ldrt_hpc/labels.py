@@ -4,6 +4,7 @@ defined once. Pattern strings, not compiled regexes: each parser composes them w
 - caption labels: pdf/layout.py (`CAPTION_LABEL`, a caption at the start of a PDF text block), pdf/evaluate.py
   (strips the label off a caption) and text.py (`is_caption`, a caption paragraph of the Markdown) use
   `CAPTION_START`;
+  layout.py composes `CAPTION_NUMBER`, `NUMBER_LINK` and `UNNUMBERED_END` after it;
 - mentions in running text: text.py (`find_mentions`) uses `SUPPLEMENTARY` and `MENTION_WORD`.
 
 Standard library only; imports nothing of the package.
@@ -32,5 +33,14 @@ CAPTION_WORD = f"{label_word()}|{label_word(plural=_CAPITAL_PLURAL).upper()}"
 number may follow without a space ("Figure3." where a PDF lost the space)."""
 CAPTION_START = rf"(?P<supp>(?i:{SUPPLEMENTARY}))?(?P<kind>{CAPTION_WORD})"
 """The start of a caption label up to its number: groups 'supp' (set when supplementary) and 'kind' (the word)."""
+CAPTION_NUMBER = r"S?\d+|[IVX]+"
+"""A caption's number: arabic, supplementary ("S2") or a roman table number ("Table IV")."""
+NUMBER_LINK = r"(?:\s*|-)"
+"""Between a caption's label word and its number: spaces, none, or a hyphen ("Figure-1:", "Table-1:")."""
+UNNUMBERED_END = r"(?:(?<=[eE]\.)|(?<=[eE])[:|.])(?=[*_]*(?:\s|$))(?![*_]*\s*[a-z0-9])"
+"""Right after the word of an unnumbered caption label, its delimiter: "Figure:", "Figure. Trial profile", "Table:"
+(the word's own optional dot is the delimiter of "Figure."). The singular full word only ("Fig. 1 is new" is a
+sentence, "Figures: a and b" a list), and a title that is not lower case ("Figure: the ..." is text). Emphasis may
+close after it ("**Figure:** Trial profile")."""
 MENTION_WORD = rf"(?i:{label_word(_WORD_END)})"
 """A label word in running text: in any case ("see figure 3"), a whole word ("Fig3.png" mentions nothing)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .labels import CAPTION_START, MENTION_WORD, SUPPLEMENTARY
+from .labels import CAPTION_NUMBER, CAPTION_START, MENTION_WORD, NUMBER_LINK, SUPPLEMENTARY, UNNUMBERED_END
 
 # Abbreviations whose final period never ends a sentence (compared lower-case, without the final period).
 _ABBREVIATIONS = frozenset({
@@ -39,9 +39,11 @@ _LIST_END = re.compile(r"\s*(?:[,;:.)\]!?&\-–—]|$|(?:and|or|to)\b)")
 _ROMAN = {"I": 1, "V": 5, "X": 10}
 _MAX_RANGE = 50  # "Figs. 2–4" is expanded; a "range" spanning more than this is two numbers, not a range
 
-# A caption paragraph: optional emphasis, optional "Supplementary", a label, a number, then a delimiter.
+# A caption paragraph: optional emphasis, optional "Supplementary", a label, a number, then a delimiter (or an
+# unnumbered label: "Figure: Trial profile").
 _IMAGE = re.compile(r"(?:!\[[^\]]*\]\([^)]*\)\s*)+")
-_CAPTION = re.compile(rf"[*_]*\s*{CAPTION_START}\s*S?(?:\d+|[IVX]+)[A-Za-z]?[*_]*\s*(?:[.:|—–-]|\*\*)")
+_CAPTION = re.compile(rf"[*_]*\s*{CAPTION_START}(?:{NUMBER_LINK}(?:{CAPTION_NUMBER})[A-Za-z]?[*_]*\s*"
+                      rf"(?:[.:|—–-]|\*\*)|{UNNUMBERED_END})")
 
 
 def _norm(text: str) -> str:

@@ -58,7 +58,8 @@ def draw_page(page: pymupdf.Page, boxes: Iterable[Box], dpi: int = 60) -> pymupd
             if box.label:
                 # above the box when there is room, else just inside its top edge
                 y = rect.y0 - LINE_WIDTH if rect.y0 - LINE_WIDTH > LABEL_SIZE else rect.y0 + LABEL_SIZE + LINE_WIDTH
-                x = min(max(rect.x0, 1.0), max(sheet.rect.x1 - pymupdf.get_text_length(box.label, "hebo", LABEL_SIZE) - 2.0, 1.0))
+                width = pymupdf.get_text_length(box.label, "hebo", LABEL_SIZE)
+                x = min(max(rect.x0, 1.0), max(sheet.rect.x1 - width - 2.0, 1.0))
                 sheet.insert_text((x, y), box.label, fontsize=LABEL_SIZE, fontname="hebo", color=rgb)
         return sheet.get_pixmap(dpi=dpi, alpha=False, colorspace=pymupdf.csRGB)
     finally:

@@ -1,8 +1,12 @@
 """Figures and tables with their captions, the `native` backend (PyMuPDF).
 
-1. Captions: text blocks that start with a label ("Fig. 3", "Figure 3", "Table 2", "Supplementary Figure S1")
-   followed by a delimiter or set in bold, or smaller than the body text. "Figure 2 shows ..." in the body is
-   not a caption. A label found twice keeps its best occurrence (the one with a region).
+1. Captions: text blocks that start with a label ("Fig. 3", "Figure-3:", "Table II", "Supplementary Figure S1"; lone
+   panel letters extracted above it are dropped) followed by a delimiter, set in bold (by flags, name, or a font
+   descriptor's weight), smaller than the body text, in capitals ("FIGURE 1 Flow chart") or alone on its line
+   ("TABLE I" over its title). "Figure 2 shows ..." in the body is not a caption. A label that is the whole block
+   takes the next block in its column as its legend (right under it, or past the graphic it stands above).
+   Unnumbered labels ("Figure:", "Table. Baseline ...") count only with a region and are numbered in page order.
+   A label found twice keeps its best occurrence (the one with a region).
 2. Regions: the graphics (embedded images, clusters of vector drawings) between the caption and the nearest
    body-text paragraph or other caption — above the caption for figures, below for tables (then the other way),
    within the caption's column; for a caption set beside its figure, graphics at the same height beside it.
@@ -18,7 +22,17 @@ import cv2
 import numpy as np
 import pymupdf
 
-from .layout import CAPTION_LABEL, Block, body_size, page_graphics, parse_label, running_lines, text_blocks
+from .layout import (
+    CAPTION_LABEL,
+    Block,
+    body_size,
+    caption_label,
+    page_graphics,
+    panel_lines,
+    parse_label,
+    running_lines,
+    text_blocks,
+)
 
 
 @dataclass
@@ -73,6 +87,70 @@ def _x_overlap(a: pymupdf.Rect, x0: float, x1: float) -> float:
     return max(0.0, min(a.x1, x1) - max(a.x0, x0))
 
 
+def _caption_block(block: Block) -> Block:
+    """The block without the lone panel letters that extraction put above its label ("A", "B", "Fig. 2. ...")."""
+    skip = panel_lines([line.text for line in block.lines])
+    if not skip:
+        return block
+    lines = block.lines[skip:]
+    rect = pymupdf.Rect(*lines[0].bbox)
+    for line in lines[1:]:
+        rect |= pymupdf.Rect(*line.bbox)
+    return Block(rect, lines)
+
+
+def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], images: list[pymupdf.Rect],
+             body: float) -> tuple[tuple, pymupdf.Rect | None] | None:
+    """((figType, name, text, box, score), the box of a label set apart from its legend) of a caption block."""
+    block = _caption_block(block)
+    label = caption_label(block.text)
+    if label is None:
+        return None
+    first = block.lines[0]
+    alone = label.end >= len(first.text.strip())  # "TABLE II" on its own line: no sentence goes on like that
+    smaller = block.size < body - 0.4
+    evidence = [label.delimited, first.first_span_bold, smaller, label.capitals, alone]
+    if not any(evidence):
+        return None  # "Figure 2 shows ..." starts a body sentence
+    if any(_inside_share(block.bbox, g) > 0.9 for g in images) and not label.delimited:
+        return None  # a label printed inside a raster figure (vector frames often enclose their caption)
+    if not any(evidence[:3]) and any(_inside_share(block.bbox, g) > 0.9 for g in graphics):
+        return None  # a label alone or in capitals inside a drawing is the drawing's own text (a panel title)
+    text, box = _caption_lines(block)
+    apart = None
+    if label.end >= len(block.text):  # the whole block is the label: its legend is a block further down
+        legend = _legend(block, blocks, graphics)
+        if legend is not None:
+            legend_text, legend_box = _caption_lines(legend)
+            text = f"{text} {legend_text}"
+            if any(_between(g, block.bbox, legend.bbox) for g in graphics):
+                apart, box = block.bbox, legend_box  # the label sits above the graphic, the legend below it
+            else:
+                box = box | legend_box
+    return (label.fig_type, label.name, text, box, sum(map(int, evidence[:3]))), apart
+
+
+def _between(rect: pymupdf.Rect, upper: pymupdf.Rect, lower: pymupdf.Rect) -> bool:
+    """`rect` lies between two blocks of one column."""
+    return rect.y0 >= upper.y1 - 2 and rect.y1 <= lower.y0 + 2 and _x_overlap(rect, lower.x0, lower.x1) > 0
+
+
+def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect]) -> Block | None:
+    """The legend of a label that stands alone: the next text block below it in its column, right under it or
+    past the graphics drawn between them (short text in a figure, such as axis labels, is skipped)."""
+    below = [b for b in blocks if b.bbox.y0 >= label.bbox.y1 - 1 and b.chars >= 20 and parse_label(b.text) is None
+             and _x_overlap(b.bbox, label.bbox.x0, label.bbox.x1) > 0.5 * min(label.bbox.width, b.bbox.width)
+             and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
+    if not below:
+        return None
+    legend = min(below, key=lambda b: b.bbox.y0)
+    if legend.bbox.y0 - label.bbox.y1 <= 1.5 * label.lines[0].bbox.height:
+        return legend  # right under the label
+    drawn = [g for g in graphics if _between(g, label.bbox, legend.bbox)]
+    # past the graphic, close under it: a paragraph further down is the text that follows the figure
+    return legend if drawn and legend.bbox.y0 - max(g.y1 for g in drawn) <= GAP else None
+
+
 def detect_page(
     page: pymupdf.Page, blocks: list[Block], body: float, page_no: int
 ) -> list[Detection]:
@@ -89,20 +167,15 @@ def detect_page(
     mid = (left + right) / 2
 
     captions = []
+    labels: list[pymupdf.Rect] = []  # labels set apart from their legend: barriers, not part of any region
     for block in blocks:
-        label = parse_label(block.text)
-        if label is None:
-            continue
-        fig_type, name, delimited = label
-        smaller = block.size < body - 0.4
-        if not (delimited or block.lines[0].first_span_bold or smaller):
-            continue  # "Figure 2 shows ..." starts a body sentence
-        if any(_inside_share(block.bbox, g) > 0.9 for g in images) and not delimited:
-            continue  # a label printed inside a raster figure (vector frames often enclose their caption)
-        text, box = _caption_lines(block)
-        captions.append((fig_type, name, text, box, int(delimited) + int(block.lines[0].first_span_bold) + int(smaller)))
+        found = _caption(block, blocks, graphics, images, body)
+        if found is not None:
+            captions.append(found[0])
+            if found[1] is not None:
+                labels.append(found[1])
 
-    caption_boxes = [c[3] for c in captions]
+    caption_boxes = [c[3] for c in captions] + labels
     # body paragraphs bound the search; text inside a drawn box (a flow chart's cells) is part of a figure
     barriers = [b.bbox for b in blocks if _is_body(b, body) and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
     detections = []
@@ -133,6 +206,8 @@ def detect_page(
                 break
         if region is None and fig_type == "Figure":
             region = _beside(box, graphics, mid)
+        if region is None and not name:
+            continue  # an unnumbered label ("Figure:") counts only with its figure
         if region is not None:
             claimed += [g for g in graphics if g.intersects(region) and _inside_share(g, region) > 0.5]
         detections.append(Detection(fig_type, name, page_no, text, box, region, score + (2 if region else 0)))
@@ -220,6 +295,12 @@ def _beside(box, graphics, mid):
     return _union(parts)
 
 
+def _starts_with_label(text: str) -> bool:
+    """A plain text block starts with a caption label, maybe after lone panel letters."""
+    lines = text.split("\n")
+    return bool(CAPTION_LABEL.match("\n".join(lines[panel_lines(lines):])))
+
+
 def detect(doc: pymupdf.Document) -> list[Detection]:
     """Every figure and table of the document (one detection per label, best occurrence).
 
@@ -229,7 +310,7 @@ def detect(doc: pymupdf.Document) -> list[Detection]:
     for page in doc:
         textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
         plain = page.get_text("blocks", textpage=textpage)
-        if any(block[6] == 0 and CAPTION_LABEL.match(block[4]) for block in plain):
+        if any(block[6] == 0 and _starts_with_label(block[4]) for block in plain):
             pages.append((page.number, text_blocks(page, textpage)))
     if not pages:
         return []
@@ -237,6 +318,7 @@ def detect(doc: pymupdf.Document) -> list[Detection]:
     body = body_size(pages_blocks)
     running = running_lines(doc, pages_blocks, page_numbers=[number for number, _ in pages])
     found: dict[tuple[str, str], Detection] = {}
+    unnumbered: list[Detection] = []
     for index, (page_no, blocks) in enumerate(pages):
         kept = []
         for block_no, block in enumerate(blocks):
@@ -245,9 +327,23 @@ def detect(doc: pymupdf.Document) -> list[Detection]:
                 kept.append(block)
         for detection in detect_page(doc[page_no], kept, body, page_no):
             key = (detection.fig_type, detection.name)
-            if key not in found or detection.score > found[key].score:
+            if not detection.name:
+                unnumbered.append(detection)
+            elif key not in found or detection.score > found[key].score:
                 found[key] = detection
+    _number(unnumbered, found)
     return sorted(found.values(), key=lambda d: (d.page, d.caption_box.y0, d.caption_box.x0))
+
+
+def _number(unnumbered: list[Detection], found: dict[tuple[str, str], Detection]) -> None:
+    """Names for unnumbered figures ("Figure:"): their order in the paper ("1", "2"), or "U1", "U2" where the
+    paper numbers others of the same kind (so none takes a numbered one's name)."""
+    for kind in ("Figure", "Table"):
+        items = [d for d in unnumbered if d.fig_type == kind]
+        prefix = "U" if any(k == kind for k, _ in found) else ""
+        for i, detection in enumerate(items, 1):
+            detection.name = f"{prefix}{i}"
+            found[kind, detection.name] = detection
 
 
 def _png_params() -> list[int]:

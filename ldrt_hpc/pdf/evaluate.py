@@ -15,12 +15,8 @@ from pathlib import Path
 
 import pymupdf
 
-from ..labels import CAPTION_START
 from .detector import Detection, detect
-from .layout import parse_label
-
-_LABEL = re.compile(rf"^\s*{CAPTION_START}\s*\S+?\s*[.:|-]?\s")
-"""A caption's label with its number and delimiter, as `normalise` strips it."""
+from .layout import caption_label, parse_label
 
 
 def normalise(text: str) -> str:
@@ -28,9 +24,9 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = re.sub(r"[\u2010-\u2015\u2212]", "-", text)
     text = re.sub(r"[\u2018\u2019\u201c\u201d]", "'", text)
-    label = parse_label(text)
-    if label is not None:
-        text = _LABEL.sub("", text, count=1)
+    label = caption_label(text)
+    if label is not None:  # the label with its number and delimiter
+        text = text[label.end:]
     text = re.sub(r"-\s+", "-", text)
     return re.sub(r"\s+", " ", text).strip().lower()
 

@@ -16,30 +16,65 @@ from typing import NamedTuple
 
 import pymupdf
 
-from ..labels import CAPTION_START
+from ..labels import CAPTION_NUMBER, CAPTION_START, NUMBER_LINK, UNNUMBERED_END
+from .spacing import respace_blocks
 
 # A caption label at the start of a block. Group 'sep' is the delimiter after the number: captions have one
 # ("Figure 3." "Fig. 3:" "Table 2 |"), body sentences that start with a label usually do not ("Figure 3 shows").
+# Group 'bare' is the delimiter of an unnumbered label ("Figure:", "Figure. Trial profile").
 CAPTION_LABEL = re.compile(
-    rf"^\s*{CAPTION_START}\s*(?P<name>S?\d+|[IVX]+)(?P<panel>[A-Za-z](?![a-z]))?\s*(?P<sep>[.:|\u2014\u2013-]|\s{{2,}})?",
+    rf"^\s*{CAPTION_START}(?:{NUMBER_LINK}(?P<name>{CAPTION_NUMBER})(?P<panel>[A-Za-z](?![a-z]))?"
+    rf"\s*(?P<sep>[.:|\u2014\u2013-]|\s{{2,}})?|(?P<bare>{UNNUMBERED_END}))",
 )
 ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8, "IX": 9, "X": 10}
+_PANEL_LINE = re.compile(r"^\s*\(?[A-Za-z]\)?\s*$")
+"""A line that is one panel letter ("A", "(b)"): extracted from a figure into its caption's block, above the label."""
 
 
-def parse_label(text: str) -> tuple[str, str, bool] | None:
-    """(figType, name, has_delimiter) of a caption-like label at the start of `text`, else None."""
+class Label(NamedTuple):
+    fig_type: str
+    name: str
+    """The number ("3", "S1"; roman table numbers as arabic); "" for an unnumbered label ("Figure:")."""
+    delimited: bool
+    capitals: bool
+    """The label word is in capitals and what follows is not a lower-case word ("FIGURE 1 Flow chart"): running
+    text does not write it so ("FIGURE 2 shows" is a sentence all the same)."""
+    end: int
+    """Where the label (with its delimiter) ends in the text."""
+
+
+def caption_label(text: str) -> Label | None:
+    """The caption-like label at the start of `text`, else None."""
     match = CAPTION_LABEL.match(text)
     if not match:
         return None
-    kind = "Table" if match["kind"].lower().startswith("tab") else "Figure"
+    word = match["kind"]
+    kind = "Table" if word.lower().startswith("tab") else "Figure"
     name = match["name"]
+    follows_lower = text[match.end():].lstrip()[:1].islower()
+    if name is None:  # unnumbered ("Figure:")
+        return Label(kind, "", True, word.isupper(), match.end())
     if name in ROMAN:
         name = str(ROMAN[name])
     elif not name.isdigit() and not name.startswith("S"):
         return None
     if match["supp"] and not name.startswith("S"):
         name = "S" + name
-    return kind, name, bool(match["sep"])
+    return Label(kind, name, bool(match["sep"]), word.isupper() and not follows_lower, match.end())
+
+
+def parse_label(text: str) -> tuple[str, str, bool] | None:
+    """(figType, name, has_delimiter) of a caption-like label at the start of `text`, else None."""
+    label = caption_label(text)
+    return None if label is None else (label.fig_type, label.name, label.delimited)
+
+
+def panel_lines(lines: list[str]) -> int:
+    """How many leading lines are lone panel letters ("A", "B" above "Fig. 2. ..."), keeping the last line."""
+    count = 0
+    while count < len(lines) - 1 and _PANEL_LINE.match(lines[count]):
+        count += 1
+    return count
 
 
 class Box(NamedTuple):
@@ -96,9 +131,44 @@ def _is_bold(span: dict) -> bool:
     return bool(span["flags"] & 16) or bool(_BOLD_FONT.search(span["font"]))
 
 
+_SUBSET = re.compile(r"^[A-Z]{6}\+")
+_FORCE_BOLD = 1 << 18
+BOLD_WEIGHT, BOLD_STEM = 600, 120
+"""A font descriptor's /FontWeight from which a font is bold, and its /StemV (the vertical stem width in glyph
+units: about 80-90 in regular text faces, 130-160 in their bold ones)."""
+
+
+def _number(doc: pymupdf.Document, xref: int, key: str) -> float:
+    kind, value = doc.xref_get_key(xref, key)
+    return float(value) if kind in ("int", "real") else 0.0
+
+
+def _descriptor(doc: pymupdf.Document, xref: int) -> int:
+    """The xref of a font's descriptor (a Type0 font keeps it in its descendant font); 0 if there is none."""
+    kind, value = doc.xref_get_key(xref, "DescendantFonts")
+    if kind == "array" and value.strip("[] ").endswith("R"):
+        xref = int(value.strip("[] ").split()[0])
+    kind, value = doc.xref_get_key(xref, "FontDescriptor")
+    return int(value.split()[0]) if kind == "xref" else 0
+
+
+def bold_fonts(page: pymupdf.Page) -> frozenset[str]:
+    """Names (as spans give them) of the page's fonts whose descriptor says bold where the name and MuPDF's flags
+    do not: a subset font named like "AdvPECFD36" sets caption labels in bold that would otherwise read as body."""
+    doc, names = page.parent, set()
+    for xref, _, _, basefont, *_ in page.get_fonts():
+        descriptor = _descriptor(doc, xref) if xref else 0
+        if descriptor and (_number(doc, descriptor, "FontWeight") >= BOLD_WEIGHT
+                           or _number(doc, descriptor, "StemV") >= BOLD_STEM
+                           or int(_number(doc, descriptor, "Flags")) & _FORCE_BOLD):
+            names.add(_SUBSET.sub("", basefont))
+    return frozenset(names)
+
+
 def text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> list[Block]:
     """Text blocks of a page (lines keep their font size and boldness)."""
     blocks = []
+    heavy: frozenset[str] | None = None  # page.get_fonts() costs ~0.6 ms a page: only asked for a caption label
     for raw in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT, textpage=textpage)["blocks"]:
         if raw.get("type") != 0:
             continue
@@ -111,10 +181,16 @@ def text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) ->
             chars = sum(len(s["text"]) for s in spans)
             size = sum(s["size"] * len(s["text"]) for s in spans) / max(1, chars)
             bold = sum(len(s["text"]) for s in spans if _is_bold(s)) > 0.6 * chars
-            block.lines.append(Line(text, Box(*raw_line["bbox"]), size, bold, _is_bold(spans[0])))
+            first_bold = _is_bold(spans[0])
+            if not first_bold and CAPTION_LABEL.match(text):  # a label in a bold face whose name hides it
+                heavy = bold_fonts(page) if heavy is None else heavy
+                first_bold = spans[0]["font"] in heavy
+            block.lines.append(Line(text, Box(*raw_line["bbox"]), size, bold, first_bold))
         if block.lines:
             blocks.append(block)
-    return blocks
+    # text layers without space glyphs ("Giantpandamilkproteins"): rebuild word spaces from glyph gaps, only in
+    # lines that look run together (pdf/spacing.py); other pages cost one cheap test per line
+    return respace_blocks(page, blocks, textpage)
 
 
 def body_size(pages_blocks: list[list[Block]]) -> float:

@@ -12,7 +12,6 @@ import re
 import pymupdf
 
 from .layout import Block, body_size, graphics_rects, parse_label, running_lines, text_blocks
-from .spacing import respace_blocks
 
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"']$")
 
@@ -85,10 +84,8 @@ def _inside(rect: pymupdf.Rect, container: pymupdf.Rect, share: float = 0.8) -> 
 
 
 def _page_blocks(page: pymupdf.Page) -> list[Block]:
-    """Text blocks of a page, word spaces rebuilt in run-together lines (text layers without space glyphs).
-    One textpage serves both: the "rawdict" pass, on the rare pages that need it, does not re-read the page."""
-    textpage = page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT)
-    return respace_blocks(page, text_blocks(page, textpage), textpage)
+    """Text blocks of a page (text_blocks rebuilds word spaces in run-together lines: pdf/spacing.py)."""
+    return text_blocks(page, page.get_textpage(flags=pymupdf.TEXTFLAGS_TEXT))
 
 
 def to_markdown(doc: pymupdf.Document) -> str:
