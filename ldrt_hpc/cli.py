@@ -372,7 +372,7 @@ def cmd_synth(args) -> int:
         raise UserError("synth-corpus: give the output folder, or --config to write to its stages.ingest.input_dir")
     papers = synth.papers if args.papers is None else args.papers
     seed = synth.seed if args.seed is None else args.seed
-    truth = synth_corpus(Path(out), papers, seed)
+    truth = synth_corpus(Path(out), papers, seed, classes=args.classes)
     print(f"wrote {len(truth)} papers to {out}")
     return 0
 
@@ -563,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--papers", type=int, help="number of papers (default 8, with --config synth.papers)")
     p.add_argument("--seed", type=int, help="random seed, same seed same PDFs (default 0, with --config synth.seed)")
     p.add_argument("--config", help="pipeline config YAML whose synth section and ingest input_dir are the defaults")
+    p.add_argument("--classes", action="store_true",
+                   help="papers that show the layouts figure extraction used to miss (unnumbered, panel letters, "
+                        "hyphenated, roman-numeral, capitals, label above, no spaces), one class per paper")
     p.set_defaults(func=cmd_synth)
     return parser
 

@@ -29,6 +29,10 @@ Modules, in the order a paper is made: `text` (vocabulary, sentence templates, m
 and `tables` (drawing them), `typeset` (line breaking), `layout` (pages and columns), `pdf` (writing) and `corpus`
 (the entry point and the ground truth); `page` has the page geometry, fonts and drawing operations.
 Needs matplotlib (the `demo` extra): the pipeline itself does not.
+
+``synth_corpus(..., classes=True)`` makes the failure-class corpus of issue 15 instead (`classes`: unnumbered,
+panel-letter, hyphenated, roman-numeral, upper-case and label-above captions, and text layers without spaces), with
+a ``failure_class`` per paper and float; with it off (the default) the corpus is unchanged, byte for byte.
 """
 
 from .corpus import synth_corpus

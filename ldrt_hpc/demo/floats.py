@@ -8,11 +8,23 @@ import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .page import CAPTION_LEADING, CAPTION_SIZE, COLUMN_WIDTH, FIGURE_CAPTION_GAP, TEXT_WIDTH, Block, FigureOp
+from .classes import figure_label, label_then_text, label_tokens, shows_class
+from .page import (
+    ASCENDER,
+    CAPTION_LEADING,
+    CAPTION_SIZE,
+    COLUMN_WIDTH,
+    FIGURE_CAPTION_GAP,
+    REGULAR,
+    TEXT_WIDTH,
+    Block,
+    FigureOp,
+    TextOp,
+)
 from .plots import FigureSpec
 from .tables import table_block, table_caption, table_rows
 from .text import PANELS, Study, caption_sentences
-from .typeset import Token, caption_tokens, text_block
+from .typeset import Token, caption_tokens, text_block, words
 
 ICON_SIZE = 40.0  # points a side: under 100 px at 150 dpi, so the filter must drop it as too small
 PLOT_TYPES = ["km", "dose", "bars", "micro"]
@@ -55,6 +67,10 @@ class Float:
     plot: str | None = None
     panels: tuple[str, str] = ("", "")
     spec: FigureSpec | None = None
+    failure_class: str | None = None
+    """The issue-15 failure class this float shows (classes corpus only; see `classes`)."""
+    label_box: tuple | None = None
+    """label_above class: where the label line is, relative to the frame (then shifted on placement)."""
 
 
 def _choose_plots(rng: random.Random, index: int) -> tuple[list[str], int]:
@@ -105,11 +121,20 @@ def _figure_size(rng: random.Random, plot: str, two_columns: bool, wide: bool) -
     return float(width), float(height)
 
 
-def _fit_caption(label: str, sentences: list[str], frame_width: float) -> tuple[str, list[Token]]:
-    """The caption, its trailing sentences dropped until it takes at most three lines."""
+def _fit_caption(label: str, sentences: list[str], frame_width: float, label_font: str | None = None,
+                 alone: bool = False) -> tuple[str, list[Token]]:
+    """The caption, its trailing sentences dropped until it takes at most three lines.
+
+    `label_font`: the label's font when it is not the default bold; `alone`: the label goes on its own line, the
+    tokens are then the legend only."""
     while True:
         caption = f"{label} " + " ".join(sentences)
-        tokens = caption_tokens(label, " ".join(sentences))
+        if alone:
+            tokens = words(" ".join(sentences), REGULAR)
+        elif label_font is not None:
+            tokens = label_tokens(label, label_font) + words(" ".join(sentences), REGULAR)
+        else:
+            tokens = caption_tokens(label, " ".join(sentences))
         ops, _ = text_block(tokens, CAPTION_SIZE, CAPTION_LEADING, frame_width, 0, 0)
         if len(ops) <= 3 or len(sentences) == 1:
             return caption, tokens
@@ -125,8 +150,41 @@ def figure_block(key: str, width: float, height: float, caption: list[Token], fr
     return Block([FigureOp(key, region)] + ops, region, caption_box, caption_box[3])
 
 
-def plan_figures(rng: random.Random, study: Study, seed: int, index: int, two_columns: bool) -> dict[str, Float]:
-    """The figures F1, F2, ... with their captions, blocks and what `plots` needs to draw them."""
+def panel_letters_block(key: str, width: float, height: float, letters: tuple[str, str], caption: list[Token],
+                        frame_width: float) -> Block:
+    """panel_letters class: as `figure_block`, with the panel letters on their own lines above the label, in the
+    caption's block (the caption box is the caption's lines only)."""
+    x = (frame_width - width) / 2
+    region = (x, 0.0, x + width, height)
+    top = height + FIGURE_CAPTION_GAP
+    ops: list = []
+    for i, letter in enumerate(letters):
+        ops.append(TextOp(top + ASCENDER[REGULAR] * CAPTION_SIZE + i * CAPTION_LEADING, CAPTION_SIZE,
+                          [(0.0, letter, REGULAR)]))
+    text_top = top + len(letters) * CAPTION_LEADING
+    text_ops, caption_box = text_block(caption, CAPTION_SIZE, CAPTION_LEADING, frame_width, 0.0, text_top)
+    return Block([FigureOp(key, region)] + ops + text_ops, region, caption_box, caption_box[3])
+
+
+def label_above_block(key: str, width: float, height: float, label: Token, legend: list[Token],
+                      frame_width: float) -> tuple[Block, tuple]:
+    """label_above class: the label alone on a line at the graphic's left edge, the graphic, then the legend in its
+    own block below; returns the block (caption box: the legend) and the label's box."""
+    x = (frame_width - width) / 2
+    label_ops, label_box = text_block([label], CAPTION_SIZE, CAPTION_LEADING, frame_width, 0.0, 0.0)
+    label_ops = [op.shifted(x, 0.0) for op in label_ops]
+    label_box = (label_box[0] + x, label_box[1], label_box[2] + x, label_box[3])
+    top = label_box[3] + FIGURE_CAPTION_GAP
+    region = (x, top, x + width, top + height)
+    ops, caption_box = text_block(legend, CAPTION_SIZE, CAPTION_LEADING, frame_width, 0.0,
+                                  region[3] + FIGURE_CAPTION_GAP)
+    return Block(label_ops + [FigureOp(key, region)] + ops, region, caption_box, caption_box[3]), label_box
+
+
+def plan_figures(rng: random.Random, study: Study, seed: int, index: int, two_columns: bool,
+                 style: str | None = None) -> dict[str, Float]:
+    """The figures F1, F2, ... with their captions, blocks and what `plots` needs to draw them; `style`: the
+    failure class of the paper (see `classes`), None for the default corpus."""
     plots, blur_at = _choose_plots(rng, index)
     kinds = _choose_kinds(rng, plots, blur_at)
     wide = _choose_wide(rng, plots, two_columns)
@@ -138,23 +196,50 @@ def plan_figures(rng: random.Random, study: Study, seed: int, index: int, two_co
         panels = PANELS.get(plot, ("", ""))
         logrank = f"log-rank {study.p_value()}"
         frame_width = TEXT_WIDTH if (not two_columns or is_wide) else COLUMN_WIDTH
-        caption, tokens = _fit_caption(f"Figure {number}.", caption_sentences(study, plot, panels, logrank),
-                                       frame_width)
+        sentences = caption_sentences(study, plot, panels, logrank)
+        label_box = None
+        if style is None:
+            caption, tokens = _fit_caption(f"Figure {number}.", sentences, frame_width)
+            block = figure_block(key, width, height, tokens, frame_width)
+        else:
+            label, label_font, alone = figure_label(style, "Figure", number)
+            caption, tokens = _fit_caption(label, sentences, frame_width,
+                                           label_font if label_font == REGULAR else None, alone)
+            if alone:
+                block, label_box = label_above_block(key, width, height, (label, label_font), tokens, frame_width)
+            elif style == "panel_letters":
+                letters = tuple(p.strip("()") or d for p, d in zip(panels, "AB"))
+                block = panel_letters_block(key, width, height, letters, tokens, frame_width)
+            else:
+                block = figure_block(key, width, height, tokens, frame_width)
         spec = FigureSpec(plot=plot, kind=kind, width=width, height=height, blurry=blurry, panels=panels,
                           low_dose=study.low_dose, high_dose=study.high_dose, cell_line=study.cell_line,
                           logrank=logrank, data_seed=(paper_seed, number))
         figures[key] = Float(
             key=key, name=str(number), fig_type="Figure", kind=kind, caption=caption,
             must_filter="blurry" if blurry else "too_small" if plot == "icon" else None,
-            wide=bool(two_columns and is_wide), block=figure_block(key, width, height, tokens, frame_width),
-            plot=plot, panels=panels, spec=spec)
+            wide=bool(two_columns and is_wide), block=block, plot=plot, panels=panels, spec=spec,
+            failure_class=style if shows_class(style, "Figure") else None, label_box=label_box)
     return figures
 
 
-def plan_table(rng: random.Random, study: Study, two_columns: bool) -> Float:
-    """Table 1, as wide as a column."""
+def plan_table(rng: random.Random, study: Study, two_columns: bool, style: str | None = None) -> Float:
+    """Table 1, as wide as a column; `style`: the paper's failure class (see `classes`)."""
     rows = table_rows(rng, study)
     text = table_caption(study)
-    block = table_block(caption_tokens("Table 1.", text), rows, COLUMN_WIDTH if two_columns else TEXT_WIDTH)
-    return Float(key="T1", name="1", fig_type="Table", kind="table", caption="Table 1. " + text, must_filter=None,
-                 wide=False, block=block)
+    width = COLUMN_WIDTH if two_columns else TEXT_WIDTH
+    if style is None:
+        block = table_block(caption_tokens("Table 1.", text), rows, width)
+        return Float(key="T1", name="1", fig_type="Table", kind="table", caption="Table 1. " + text,
+                     must_filter=None, wide=False, block=block)
+    label, label_font, alone = figure_label(style, "Table", 1)
+    if alone:
+        caption_ops = label_then_text((label, label_font), words(text, REGULAR), width, 0.0)
+        label_box, text_box = caption_ops[1], caption_ops[2]
+        union = (min(label_box[0], text_box[0]), label_box[1], max(label_box[2], text_box[2]), text_box[3])
+        block = table_block(None, rows, width, caption_ops=(caption_ops[0], union))
+    else:
+        tokens = label_tokens(label, label_font) + words(text, REGULAR)
+        block = table_block(tokens, rows, width)
+    return Float(key="T1", name="1", fig_type="Table", kind="table", caption=f"{label} {text}", must_filter=None,
+                 wide=False, block=block, failure_class=style if shows_class(style, "Table") else None)

@@ -114,16 +114,17 @@ class Outline:
         return mentions
 
 
-def plan_paper(seed: int, index: int) -> Outline:
-    """The outline of paper `index` of the corpus of `seed`."""
+def plan_paper(seed: int, index: int, style: str | None = None) -> Outline:
+    """The outline of paper `index` of the corpus of `seed`; `style`: its failure class (see `classes`, None in the
+    default corpus); the roman_table class always has a table."""
     rng = random.Random(f"ldrt-synth:{seed}:{index}")
     study = Study(rng)
     layout = "two-column" if index % 2 else "one-column"
     two_columns = layout == "two-column"
-    has_table = index % 4 in (0, 1)
-    floats = plan_figures(rng, study, seed, index, two_columns)
+    has_table = index % 4 in (0, 1) or style == "roman_table"
+    floats = plan_figures(rng, study, seed, index, two_columns, style)
     if has_table:
-        floats["T1"] = plan_table(rng, study, two_columns)
+        floats["T1"] = plan_table(rng, study, two_columns, style)
     sections = _sections(rng, study, floats)
     optional = _optional_paragraphs(rng, study, sections)
     authors, first_author = _authors(rng)

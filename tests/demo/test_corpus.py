@@ -267,3 +267,47 @@ def test_cli_takes_count_seed_and_folder_from_the_config(corpus, tmp_path, capsy
     assert json.loads((written / "ground_truth.json").read_text(encoding="utf-8")) == truth[:1]
     assert (written / truth[0]["file"]).read_bytes() == (folder / truth[0]["file"]).read_bytes()
     assert main(["synth-corpus"]) == 2 and "give the output folder" in capsys.readouterr().err
+
+
+def test_failure_class_corpus(tmp_path):
+    """synth_corpus(..., classes=True): paper i shows class i mod 7, recorded per paper and per float, with exact
+    boxes; the default corpus carries no failure_class."""
+    from ldrt_hpc.demo.classes import CLASSES
+
+    truth = synth_corpus(tmp_path, len(CLASSES), SEED, classes=True)
+    assert [p["failure_class"] for p in truth] == CLASSES
+    assert all(p["file"].startswith(f"synth-classes-{SEED}-") for p in truth)
+    for paper in truth:
+        style = paper["failure_class"]
+        shown = [f for f in paper["figures"] if f["failure_class"] == style]
+        assert shown and all(f["failure_class"] in (None, style) for f in paper["figures"])
+        with pymupdf.open(tmp_path / paper["file"]) as doc:
+            for fig in paper["figures"]:
+                page = doc[fig["page"]]
+                text = norm(page.get_text("text", clip=rect(fig["captionBoundary"])))
+                region = rect(fig["regionBoundary"])
+                assert (region & rect(fig["captionBoundary"])).get_area() == 0
+                if style == "no_spaces":
+                    lines = page.get_text("text", clip=rect(fig["captionBoundary"])).strip().split("\n")
+                    assert all(" " not in line for line in lines), lines  # no space glyphs: words run together
+                    assert "".join(lines) == fig["caption"].replace(" ", ""), lines
+                elif style == "label_above" and fig["figType"] == "Figure":
+                    label = norm(page.get_text("text", clip=rect(fig["labelBoundary"])))
+                    assert label == f"Figure {fig['name']}" and f"{label} {text}" == fig["caption"]
+                    assert rect(fig["labelBoundary"]).y1 < region.y0
+                else:
+                    assert text == fig["caption"], (style, text)
+                if fig["failure_class"] is None:
+                    continue
+                head = fig["caption"].split(" ")[0]
+                assert head == {"unnumbered": f"{fig['figType']}:", "hyphenated": f"{fig['figType']}-{fig['name']}:",
+                                "caps_no_delimiter": fig["figType"].upper()}.get(style, head)
+                if style == "roman_table":
+                    assert fig["caption"].startswith("Table I ")
+            if style == "panel_letters":
+                fig = shown[0]
+                above = rect(fig["captionBoundary"])
+                letters = norm(doc[fig["page"]].get_text("text", clip=pymupdf.Rect(above.x0, fig["regionBoundary"]["y2"],
+                                                                                   above.x1, above.y0)))
+                assert letters in ("A B", "a b"), letters
+    assert "failure_class" not in synth_corpus(tmp_path / "plain", 1, SEED)[0]
