@@ -10,13 +10,19 @@
 2. Regions: the graphics (embedded images, clusters of vector drawings) between the caption and the nearest
    body-text paragraph or other caption — above the caption for figures, below for tables (then the other way),
    within the caption's column; for a caption set beside its figure, graphics at the same height beside it.
-   Short text inside or touching that area (axis labels, panel letters, table cells) joins the region.
+   Short text inside or touching that area (axis labels, panel letters, table cells) joins the region. Section
+   headings bound it like paragraphs; panel titles between rows of panels and a publisher box ("Received ...
+   Published ...", never a region itself) do not break it. A caption in one column over a full-width table is
+   bounded by both columns' paragraphs. Pages shown turned (/Rotate) or whose text runs sideways are analysed
+   turned upright; their regions are given as the page is shown (where render() crops).
 3. The region is rendered at the configured dpi (PNG).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -25,6 +31,7 @@ import pymupdf
 from .layout import (
     CAPTION_LABEL,
     Block,
+    Box,
     body_size,
     caption_label,
     page_graphics,
@@ -152,10 +159,15 @@ def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect]) -> 
 
 
 def detect_page(
-    page: pymupdf.Page, blocks: list[Block], body: float, page_no: int
+    page: pymupdf.Page, blocks: list[Block], body: float, page_no: int, upright: pymupdf.Matrix | None = None
 ) -> list[Detection]:
+    """`upright`: the matrix that turns the page's unrotated space so that its text reads left to right (the
+    blocks are given turned already); None for a page that reads so as it is."""
     page_rect = page.rect
     images, clusters = page_graphics(page)
+    if upright is not None:
+        page_rect = page.rect * page.derotation_matrix * upright
+        images, clusters = [g * upright for g in images], [g * upright for g in clusters]
     top, bottom = page_rect.y0 + 0.06 * page_rect.height, page_rect.y1 - 0.06 * page_rect.height
     # bars and logos in the running header/footer zone are page decoration, not figures
     graphics = [g for g in images + clusters if g.y0 >= top - 1 and g.y1 <= bottom + 1 or g.height > 0.2 * page_rect.height]
@@ -176,8 +188,20 @@ def detect_page(
                 labels.append(found[1])
 
     caption_boxes = [c[3] for c in captions] + labels
-    # body paragraphs bound the search; text inside a drawn box (a flow chart's cells) is part of a figure
-    barriers = [b.bbox for b in blocks if _is_body(b, body) and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
+    # a publisher box ("Received ... Published ...") is page furniture, not a figure; a caption under it still
+    # reaches the figure past it, so the box bridges the gap without joining the region
+    dated = [b for b in blocks if _PUBLISHER.search(b.text)]  # most pages have none: no box to look into
+    publisher = [g for g in graphics if _is_publisher_box(g, dated)] if dated else []
+    graphics = [g for g in graphics if g not in publisher]
+    blocks = [b for b in blocks if not any(_inside_share(b.bbox, g) > 0.8 for g in publisher)]
+    # body paragraphs and section headings bound the search; text inside a drawn box (a flow chart's cells) is
+    # part of a figure
+    barriers = [b.bbox for b in blocks if (_is_body(b, body) or _is_heading(b, body))
+                and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
+    # a panel title (a line or two of short text) between rows of panels bridges the gap from one row to the
+    # next; a paragraph, however set, does not
+    text_bridges = [b.bbox for b in blocks if len(b.lines) <= 2 and b.chars <= 80
+                    and b.bbox not in caption_boxes and b.bbox not in barriers]
     detections = []
     claimed: list[pymupdf.Rect] = []
     # figures first: graphics that a figure's caption reaches belong to it, and a table searching for its
@@ -188,22 +212,15 @@ def detect_page(
             x0, x1 = (left, mid) if box.x1 <= mid + 10 else (mid, right)
         else:
             x0, x1 = left, right
-        directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
-        region = None
-        # graphics first, then text cells (tables only), then anything in the area. Both directions are tried:
-        # the region that starts closer to the caption wins (a tie goes to the usual side: above for figures,
-        # below for tables), so a table set above its caption is not confused with whatever follows below.
-        for cells in ("graphics", "cells", "anywhere") if fig_type == "Table" else ("graphics", "anywhere"):
-            found = []
-            for rank, direction in enumerate(directions):
-                candidate = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes,
-                                    body, cells, fig_type)
-                if candidate is not None:
-                    gap = box.y0 - candidate.y1 if direction == "above" else candidate.y0 - box.y1
-                    found.append((max(gap, 0.0) + rank * 6.0, rank, candidate))
-            if found:
-                region = min(found, key=lambda item: item[:2])[2]
-                break
+        bridges = [(p, False) for p in publisher] + [(t, True) for t in text_bridges if fig_type == "Figure"]
+        args = (box, page_rect, available, blocks, barriers, caption_boxes, body, fig_type, bridges)
+        region = _region(x0, x1, *args)
+        wide = region is not None and (x0, x1) != (left, right) and region.width > 1.2 * (x1 - x0)
+        if wide and fig_type == "Table":
+            # a caption set in one column over a full-width table: the other column's paragraphs bound it too,
+            # or the region runs on down the caption's column (figures keep their column: a full-width rule
+            # next to them is a table's or a separator)
+            region = _region(left, right, *args) or region
         if region is None and fig_type == "Figure":
             region = _beside(box, graphics, mid)
         if region is None and not name:
@@ -214,7 +231,27 @@ def detect_page(
     return detections
 
 
-def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body, cells, fig_type):
+def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, body, fig_type, bridges):
+    """The region of a caption searched within x0..x1: graphics first, then text cells (tables only), then
+    anything in the area. Both directions are tried: the region that starts closer to the caption wins (a tie
+    goes to the usual side: above for figures, below for tables), so a table set above its caption is not
+    confused with whatever follows below."""
+    directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
+    for cells in ("graphics", "cells", "anywhere") if fig_type == "Table" else ("graphics", "anywhere"):
+        found = []
+        for rank, direction in enumerate(directions):
+            candidate = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes,
+                                body, cells, fig_type, bridges)
+            if candidate is not None:
+                gap = box.y0 - candidate.y1 if direction == "above" else candidate.y0 - box.y1
+                found.append((max(gap, 0.0) + rank * 6.0, rank, candidate))
+        if found:
+            return min(found, key=lambda item: item[:2])[2]
+    return None
+
+
+def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body, cells, fig_type,
+            bridges=()):
     """Union of graphics (and the short text that belongs to them) between the caption and the next barrier."""
     column = x1 - x0
     if direction == "above":
@@ -247,7 +284,8 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
         parts += [b.bbox for b in blocks if in_column(b.bbox, 0.8) and not _is_body(b, body) and b.bbox not in caption_boxes]
     # only what is reachable from the caption; as a last resort (a figure made of text, like a sequence
     # alignment) everything in the area
-    region = _union(parts if cells == "anywhere" else _contiguous(parts, box, direction))
+    bridges = [b for b in bridges if in_column(b[0], 0.5)]
+    region = _union(parts if cells == "anywhere" else _contiguous(parts, box, direction, bridges))
     if region is None:
         return None
     if min(region.width, region.height) < 30 or (fig_type == "Figure" and region.get_area() < 0.002 * page_rect.get_area()):
@@ -266,23 +304,56 @@ GAP = 36.0
 """Largest vertical gap (pt) between a caption and its figure, or between two parts of one figure."""
 
 
-def _contiguous(parts: list[pymupdf.Rect], box: pymupdf.Rect, direction: str) -> list[pymupdf.Rect]:
+def _contiguous(parts: list[pymupdf.Rect], box: pymupdf.Rect, direction: str,
+                bridges: list[tuple[pymupdf.Rect, bool]] = ()) -> list[pymupdf.Rect]:
     """The parts reachable from the caption without crossing more than GAP of empty space: a figure further
-    away (another figure's graphics, below a table without rules) is not pulled in."""
+    away (another figure's graphics, below a table without rules) is not pulled in. `bridges` (rect, is_title)
+    carry the reach on but are not parts themselves: a publisher box always, a panel title only over the parts
+    reached so far (the last line of a paragraph or a table's rows beside a figure lead nowhere)."""
     chosen: list[pymupdf.Rect] = []
     edge = box.y0 if direction == "above" else box.y1
-    remaining = list(parts)
+    remaining = [(rect, None) for rect in parts] + list(bridges)
     grew = True
     while grew:
         grew = False
-        for rect in list(remaining):
+        for item in list(remaining):
+            rect, title = item
             near = edge - rect.y1 <= GAP if direction == "above" else rect.y0 - edge <= GAP
+            if near and title and not (chosen and _within_x(rect, _union(chosen))):
+                continue
             if near:
-                chosen.append(rect)
-                remaining.remove(rect)
+                if title is None:
+                    chosen.append(rect)
+                remaining.remove(item)
                 edge = min(edge, rect.y0) if direction == "above" else max(edge, rect.y1)
                 grew = True
     return chosen
+
+
+def _within_x(rect: pymupdf.Rect, outer: pymupdf.Rect, slack: float = 8.0) -> bool:
+    return rect.x0 >= outer.x0 - slack and rect.x1 <= outer.x1 + slack
+
+
+_PUBLISHER = re.compile(r"\b(received|accepted|published|revised|copyright|citation|correspondence|edited by)\b",
+                        re.IGNORECASE)
+
+
+def _is_publisher_box(rect: pymupdf.Rect, blocks: list[Block]) -> bool:
+    """A drawn box that holds the article's dates ("Received ... Accepted ... Published ..."): two of those
+    words in the text inside it, and no figure would say so."""
+    inside = " ".join(b.text for b in blocks if _inside_share(b.bbox, rect) > 0.8)
+    return len({m.lower() for m in _PUBLISHER.findall(inside)}) >= 2
+
+
+_SECTION = re.compile(r"^(\d+(\.\d+)*\.?|[IVX]+\.)\s+[A-Z]")
+
+
+def _is_heading(block: Block, body: float) -> bool:
+    """A section heading: one short line, larger than the body text or bold with a section number ("3. Results").
+    Table cells are smaller or body-size, and a bold row inside a table carries no section number."""
+    if len(block.lines) != 1 or block.chars > 80 or parse_label(block.text) is not None:
+        return False
+    return block.size >= body + 1 or (block.lines[0].bold and bool(_SECTION.match(block.text)))
 
 
 def _beside(box, graphics, mid):
@@ -325,7 +396,12 @@ def detect(doc: pymupdf.Document) -> list[Detection]:
             block.lines = [ln for i, ln in enumerate(block.lines) if (index, block_no, i) not in running]
             if block.lines:
                 kept.append(block)
-        for detection in detect_page(doc[page_no], kept, body, page_no):
+        turn = _orientation(doc[page_no], kept)
+        upright = None if turn is None else turn[0]
+        for detection in detect_page(doc[page_no], _turned(kept, upright), body, page_no, upright):
+            if turn is not None:  # back to the page as a viewer shows it (render() crops there)
+                detection.caption_box = detection.caption_box * turn[1]
+                detection.region = None if detection.region is None else detection.region * turn[1]
             key = (detection.fig_type, detection.name)
             if not detection.name:
                 unnumbered.append(detection)
@@ -333,6 +409,34 @@ def detect(doc: pymupdf.Document) -> list[Detection]:
                 found[key] = detection
     _number(unnumbered, found)
     return sorted(found.values(), key=lambda d: (d.page, d.caption_box.y0, d.caption_box.x0))
+
+
+def _orientation(page: pymupdf.Page, blocks: list[Block]) -> tuple[pymupdf.Matrix, pymupdf.Matrix] | None:
+    """(unrotated space -> a space where the page's text reads left to right, that space -> the page as shown)
+    for a page shown turned (/Rotate) or whose text runs sideways (a landscape table turned onto a portrait
+    page); None for an upright page, the usual case (nothing to turn)."""
+    directions: Counter = Counter()
+    for block in blocks:
+        for line in block.lines:
+            directions[round(line.dir[0]), round(line.dir[1])] += len(line.text)
+    main = directions.most_common(1)[0][0] if directions else (1, 0)
+    if page.rotation == 0 and main == (1, 0):
+        return None
+    shown = page.rotation_matrix
+    vector = pymupdf.Point(main) * shown - pymupdf.Point(0, 0) * shown  # the text direction as shown
+    angle = next(a for a in (0, 90, 180, 270) if abs(pymupdf.Point(vector) * pymupdf.Matrix(a) - (1, 0)) < 0.1)
+    turn = pymupdf.Matrix(angle)
+    corner = page.rect * turn
+    turn = turn * pymupdf.Matrix(1, 0, 0, 1, -corner.x0, -corner.y0)
+    return shown * turn, ~turn
+
+
+def _turned(blocks: list[Block], matrix: pymupdf.Matrix | None) -> list[Block]:
+    """The blocks with their boxes (and their lines' boxes) transformed by `matrix`."""
+    if matrix is None:
+        return blocks
+    return [Block(block.bbox * matrix, [replace(line, bbox=Box(*(pymupdf.Rect(line.bbox) * matrix)))
+                                        for line in block.lines]) for block in blocks]
 
 
 def _number(unnumbered: list[Detection], found: dict[tuple[str, str], Detection]) -> None:

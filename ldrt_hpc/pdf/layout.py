@@ -101,6 +101,8 @@ class Line:
     size: float
     bold: bool
     first_span_bold: bool
+    dir: tuple[float, float] = (1.0, 0.0)
+    """The writing direction in unrotated page space ((0, -1): text runs up, a table turned onto its page)."""
 
 
 @dataclass
@@ -185,7 +187,7 @@ def text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) ->
             if not first_bold and CAPTION_LABEL.match(text):  # a label in a bold face whose name hides it
                 heavy = bold_fonts(page) if heavy is None else heavy
                 first_bold = spans[0]["font"] in heavy
-            block.lines.append(Line(text, Box(*raw_line["bbox"]), size, bold, first_bold))
+            block.lines.append(Line(text, Box(*raw_line["bbox"]), size, bold, first_bold, tuple(raw_line["dir"])))
         if block.lines:
             blocks.append(block)
     # text layers without space glyphs ("Giantpandamilkproteins"): rebuild word spaces from glyph gaps, only in
@@ -262,12 +264,15 @@ _VECTOR = {"fill-path", "stroke-path", "fill-shade"}
 def page_graphics(page: pymupdf.Page, min_side: float = 2.0) -> tuple[list[pymupdf.Rect], list[pymupdf.Rect]]:
     """(raster image boxes, clusters of vector drawings) of a page, clipped to the page.
 
+    Boxes are in the page's unrotated space (as text extraction gives them). More than SLIVERS image strips too
+    thin to count alone are one picture cut into tiles: they come back joined.
+
     Uses the page's bbox log (one C call) rather than get_drawings(), which builds Python objects for every path
     and took two thirds of the run time on plot-heavy papers."""
-    page_rect = page.rect
+    page_rect = page.rect * page.derotation_matrix  # the bbox log is in unrotated space, page.rect is not
     page_area = page_rect.get_area()
     px0, py0, px1, py1 = page_rect
-    images, paths = [], []
+    images, paths, slivers = [], [], []
     for kind, (x0, y0, x1, y1) in page.get_bboxlog():
         x0, y0, x1, y1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
         if x1 <= x0 and y1 <= y0:
@@ -275,10 +280,19 @@ def page_graphics(page: pymupdf.Page, min_side: float = 2.0) -> tuple[list[pymup
         if kind == "fill-image":
             if x1 - x0 > min_side and y1 - y0 > min_side:
                 images.append(pymupdf.Rect(x0, y0, x1, y1))
+            else:
+                slivers.append((x0, y0, x1, y1))
         elif kind in _VECTOR and (x1 - x0) * (y1 - y0) < 0.95 * page_area:  # a page background is not a figure
             paths.append((x0, y0, x1, y1))
     clusters = [c for c in cluster_rects(paths) if c.width > min_side or c.height > min_side]
+    if len(slivers) > SLIVERS:  # one raster cut into strips: the strips together are the image
+        images += [c for c in cluster_rects(slivers, tolerance=1.0) if c.width > min_side and c.height > min_side]
     return images, clusters
+
+
+SLIVERS = 100
+"""More thin image strips than this on a page are tiles of one picture, not stray marks (a few hairline
+images, such as rules drawn as 1-pixel rasters, stay out)."""
 
 
 def graphics_rects(page: pymupdf.Page) -> list[pymupdf.Rect]:
