@@ -209,7 +209,7 @@ def cmd_pipeline(args) -> int:
         if args.wait:
             pipeline.wait(cfg, names, progress=lambda line: print(line, file=sys.stderr, flush=True))
     table = pipeline.stage_counts(cfg, names)
-    print(pipeline.format_table(table, pipeline.continuation_jobs(cfg)))
+    print(pipeline.format_table(table, pipeline.continuation_jobs(cfg, names)))
     report = Path(cfg.work_dir) / "report" / "index.html"
     if report.is_file():
         print(f"report: {report}")

@@ -39,13 +39,9 @@ def directives(scheduler: str, afters: list[After]) -> dict[str, str]:
         return {}
     if scheduler == "slurm":
         return {"dependency": ",".join(f"{a.kind}:{':'.join(a.job_ids)}" for a in afters)}
-    merged: dict[str, list[str]] = {}
-    for after in afters:  # PBS: whole arrays, and one list per kind
-        kind = "afterok" if after.kind == "aftercorr" else after.kind
-        ids = [array_of(job_id) if after.kind == "aftercorr" else job_id for job_id in after.job_ids]
-        merged.setdefault(kind, [])
-        merged[kind] += [job_id for job_id in ids if job_id not in merged[kind]]
-    return {"W depend": ",".join(f"{kind}:{':'.join(ids)}" for kind, ids in merged.items())}
+    # PBS Pro: no dependency on one subjob (nor a per-task one): whole arrays, and one list per kind
+    pbs = [After("afterok" if a.kind == "aftercorr" else a.kind, tuple(array_of(j) for j in a.job_ids)) for a in afters]
+    return {"W depend": ",".join(f"{a.kind}:{':'.join(a.job_ids)}" for a in _merge(pbs))}
 
 
 def describe(afters: list[After], scheduler: str = "slurm") -> str:
@@ -80,8 +76,7 @@ def per_task(upstream_jobs: dict[str, dict[int, str]], shards: list[int]) -> lis
 
 def _merge(afters: list[After]) -> list[After]:
     """One After per kind, job ids in order without repeats."""
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, dict[str, None]] = {}
     for after in afters:
-        ids = merged.setdefault(after.kind, [])
-        ids += [job_id for job_id in after.job_ids if job_id not in ids]
+        merged.setdefault(after.kind, {}).update(dict.fromkeys(after.job_ids))
     return [After(kind, tuple(ids)) for kind, ids in merged.items()]

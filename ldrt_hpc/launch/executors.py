@@ -89,7 +89,9 @@ def slurm_parameters(profile: ClusterProfile, resources: Resources, job_name: st
     # the task is checkpointable (ldrt_hpc/launch/task.py): on USR2 it requeues itself, which sites with
     # JobRequeue=0 refuse unless the job asked for it
     params["additional_parameters"] = {"requeue": True, **resources.extra_directives}
-    if mpi:
+    if mpi:  # an ensemble job does not checkpoint: a requeued one would redo shards its ranks marked failed
+        del params["additional_parameters"]["requeue"]
+        params["additional_parameters"]["no_requeue"] = True
         params["srun_args"] = [f"--mpi={profile.srun_mpi}"]
     return params
 

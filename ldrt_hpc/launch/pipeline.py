@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import PipelineConfig, freeze, load_cluster, load_pipeline
-from ..errors import PlanError
+from ..errors import PlanError, SubmissionError
 from ..layout import stage_dir
 from ..plan import load_plan
 from ..shards import is_complete
@@ -85,6 +85,16 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
     counts: dict[str, int] = {}
     """Per stage: its shard count (a dry run plans nothing: downstream counts follow their upstream)."""
     steps: list[Step] = []
+    try:
+        _walk(cfg, cluster, names, mode, dry_run, python, profile.scheduler, jobs, counts, steps)
+    finally:  # what was submitted before a refusal is recorded all the same (status, wait and rerun follow it)
+        if not dry_run:
+            _record(cfg, cluster, steps)
+    return steps
+
+
+def _walk(cfg, cluster, names, mode, dry_run, python, scheduler, jobs, counts, steps: list[Step]) -> None:
+    """The stages in order, each submitted with its dependencies, appended to `steps` as they go."""
     continued = False
     """A continuation job takes over from here (a dry run goes on showing what it will submit)."""
     for name in names:
@@ -103,7 +113,7 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
                 steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
             break
         counts[name] = plan_count
-        stage_steps = _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, profile.scheduler)
+        stage_steps = _submit_stage(cfg, cluster, name, mode, jobs, plan_count, dry_run, python, scheduler)
         for step in stage_steps if continued else []:
             step.kind, step.note, step.script = "later", "submitted by the continuation job", ""
         steps += stage_steps
@@ -112,9 +122,6 @@ def run(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str |
             steps.append(_report_step(cfg, cluster, jobs, dry_run, python))
             if continued:
                 steps[-1].kind, steps[-1].note, steps[-1].script = "later", "submitted by the continuation job", ""
-    if not dry_run:
-        _record(cfg, cluster, steps)
-    return steps
 
 
 def _fan_in(name: str, jobs: dict[str, dict[int, str]]) -> list[str]:
@@ -173,8 +180,8 @@ def _submit_stage(cfg, cluster, name, mode, jobs, count, dry_run, python, schedu
     for step in steps:
         jobs[name].update(_jobs_by_shard(step, mode))
     if blocked:
-        steps.append(Step(name, "skip", blocked, note="not submitted: an upstream shard failed or is missing "
-                                                      "(`ldrt-hpc pipeline rerun` after fixing it)"))
+        steps.append(Step(name, "skip", blocked, note="not submitted: an upstream shard is neither complete nor "
+                                                      "queued (failed, or held back by max_queued_jobs)"))
     return steps
 
 
@@ -387,21 +394,30 @@ class StageCounts:
     failed: int = 0
     missing: int = 0
     failures: list[ShardStatus] = field(default_factory=list)
+    blocked_rows: list[ShardStatus] = field(default_factory=list)
 
 
-STUCK = (*TO_SUBMIT, "blocked")
-"""Upstream states a shard waits on in vain: failed, missing, corrupt, or itself blocked further up."""
+STUCK = ("failed", "corrupt", "blocked")
+"""Upstream states a shard waits on in vain (a shard not submitted yet, e.g. held back by max_queued_jobs, is
+only 'waiting')."""
 
 
-def _upstream_failed(cfg: PipelineConfig, name: str, index: int, states: dict[str, dict[int, str]]) -> bool:
-    node = GRAPH[name]
-    if any(states.get(up, {}).get(index) in STUCK for up in node.reads):
-        return True
-    return any(state in STUCK for up in node.needs_all for state in states.get(up, {}).values())
-
-
-def _is_blocked(cfg, name, row: ShardStatus, states) -> bool:
-    return bool(row.reason and "NeverSatisfied" in row.reason) or _upstream_failed(cfg, name, row.shard, states)
+def _classify(name: str, row: ShardStatus, states: dict[str, dict[int, str]], whole_stuck: bool) -> str:
+    """One row's column in the pipeline table. `whole_stuck`: a stage this one needs whole has a stuck shard."""
+    stuck = whole_stuck or any(states.get(up, {}).get(row.shard) in STUCK for up in GRAPH[name].reads)
+    if row.state == "done":
+        return "done"
+    if row.state in ("running", "cancelling"):
+        return "running"
+    if row.state in ("pending", "unknown"):
+        if stuck or (row.reason and "NeverSatisfied" in row.reason):
+            return "blocked"
+        return "waiting" if row.reason and row.reason.startswith("Dependency") else "pending"
+    if row.state in ("failed", "corrupt"):
+        return "blocked" if stuck else "failed"  # stuck: an ensemble ran it anyway (afterany), its input missing
+    if stuck:
+        return "blocked"
+    return "waiting" if any(states.get(up, {}).get(row.shard) != "done" for up in GRAPH[name].reads) else "missing"
 
 
 def stage_counts(cfg: PipelineConfig, names: list[str]) -> list[StageCounts]:
@@ -411,33 +427,16 @@ def stage_counts(cfg: PipelineConfig, names: list[str]) -> list[StageCounts]:
     for name in names:
         rows = stage_status(cfg, name)
         states[name] = {row.shard: row.state for row in rows}
+        whole_stuck = any(state in STUCK for up in GRAPH[name].needs_all for state in states.get(up, {}).values())
         counts = StageCounts(name, len(rows))
         for row in rows:
-            if row.state == "done":
-                counts.done += 1
-            elif row.state in ("running", "cancelling"):
-                counts.running += 1
-            elif row.state in ("pending", "unknown"):
-                if _is_blocked(cfg, name, row, states):
-                    counts.blocked += 1
-                    states[name][row.shard] = "blocked"
-                elif row.reason and row.reason.startswith("Dependency"):
-                    counts.waiting += 1
-                else:
-                    counts.pending += 1
-            elif row.state in ("failed", "corrupt") and _upstream_failed(cfg, name, row.shard, states):
-                counts.blocked += 1  # an ensemble job ran it anyway (afterany) and it found its input missing
+            column = _classify(name, row, states, whole_stuck)
+            setattr(counts, column, getattr(counts, column) + 1)
+            if column == "blocked":
                 states[name][row.shard] = "blocked"
-            elif row.state in ("failed", "corrupt"):
-                counts.failed += 1
+                counts.blocked_rows.append(row)
+            elif column == "failed":
                 counts.failures.append(row)
-            elif _upstream_failed(cfg, name, row.shard, states):
-                counts.blocked += 1
-                states[name][row.shard] = "blocked"
-            elif any(states.get(up, {}).get(row.shard) != "done" for up in GRAPH[name].reads):
-                counts.waiting += 1
-            else:
-                counts.missing += 1
         table.append(counts)
     return table
 
@@ -446,21 +445,34 @@ STEP_JOBS = ("continue", "train", "report")
 """Jobs of a pipeline that are not shards of a stage."""
 
 
-def continuation_jobs(cfg: PipelineConfig) -> list[tuple[dict, str]]:
-    """The continuation, training and report jobs of earlier `pipeline run`s that have not ended, with their
-    scheduler state."""
+def continuation_jobs(cfg: PipelineConfig, names: list[str] | None = None) -> list[tuple[dict, str]]:
+    """The continuation, training and report jobs of `pipeline run`s that have not ended (the newest record of
+    each), with their scheduler state: one query per scheduler. `names`: only those that belong to these stages."""
     path = pipeline_dir(cfg) / "steps.jsonl"
     if not path.is_file():
         return []
-    found = []
+    newest: dict[tuple[str, str], dict] = {}
     for line in path.read_text().splitlines():
         record = json.loads(line)
         if record["kind"] in STEP_JOBS and record["job_ids"] and record.get("cluster"):
-            scheduler = load_cluster(record["cluster"]).scheduler
-            state = schedulers.STATE_QUERIES[scheduler](record["job_ids"]).get(record["job_ids"][0], "UNKNOWN")
-            if state in PENDING or state in RUNNING:
-                found.append((record, state))
-    return found
+            newest[(record["kind"], record["stage"])] = record
+    records = [r for r in newest.values() if names is None or _belongs(r, names)]
+    by_scheduler: dict[str, list[dict]] = {}
+    for record in records:
+        by_scheduler.setdefault(load_cluster(record["cluster"]).scheduler, []).append(record)
+    found = []
+    for scheduler, members in by_scheduler.items():
+        states = schedulers.STATE_QUERIES[scheduler]([r["job_ids"][0] for r in members])
+        found += [(r, states.get(r["job_ids"][0], "UNKNOWN")) for r in members]
+    return [(record, state) for record, state in found if state in PENDING or state in RUNNING]
+
+
+def _belongs(record: dict, names: list[str]) -> bool:
+    if record["kind"] == "train":
+        return "answer" in names
+    if record["kind"] == "report":
+        return names[-1] == GRAPH.names[-1]
+    return record["stage"] in names
 
 
 def format_table(table: list[StageCounts], continuations: list[tuple[dict, str]] = ()) -> str:
@@ -482,35 +494,41 @@ def format_table(table: list[StageCounts], continuations: list[tuple[dict, str]]
 
 def rerun(cfg: PipelineConfig, cluster: str, first: str | None = None, last: str | None = None,
           mode: str | None = None, dry_run: bool = False, python: str | None = None) -> list[Step]:
-    """Cancel the shards blocked behind failed upstream shards (their dependency can never be met), then `run`:
-    the failed shards and everything below them are submitted again, chained as before."""
+    """Cancel the shards blocked behind failed upstream shards (their dependency can never be met) and the
+    pending step jobs of these stages (they may wait on a failed job), then `run`: the failed shards and
+    everything below them are submitted again, chained as before."""
     names = GRAPH.between(first, last)
     if not dry_run:
-        for record, state in continuation_jobs(cfg):
-            if state in PENDING:  # it may wait on a failed job: `run` submits a new one where one is needed
-                scheduler = load_cluster(record["cluster"]).scheduler
-                schedulers.stop_jobs(scheduler, record["job_ids"], record["job_ids"])
+        _cancel_pending_steps(cfg, names)
         for name, shards in blocked_shards(cfg, names).items():
             launcher.cancel(cfg, name, grace_s=0, shards=shards)
             _wait_until_inactive(cfg, name, shards)
     return run(cfg, cluster, first, last, mode, dry_run, python)
 
 
+def _cancel_pending_steps(cfg: PipelineConfig, names: list[str], timeout_s: float = 60.0) -> None:
+    """Cancel the pending continuation/train/report jobs of these stages and wait until the scheduler no longer
+    lists them as pending (else `run` would take a cancelled training job for a queued one)."""
+    pending = [record for record, state in continuation_jobs(cfg, names) if state in PENDING]
+    for record in pending:
+        scheduler = load_cluster(record["cluster"]).scheduler
+        complaint = schedulers.stop_jobs(scheduler, record["job_ids"], record["job_ids"])
+        if complaint:
+            raise SubmissionError(f"could not cancel the {record['kind']} job {record['job_ids'][0]}: {complaint}")
+    deadline = time.time() + timeout_s
+    ids = {record["job_ids"][0] for record in pending}
+    while ids and time.time() < deadline:
+        if not {r["job_ids"][0] for r, state in continuation_jobs(cfg, names) if state in PENDING} & ids:
+            return
+        time.sleep(1.0)
+    if ids and time.time() >= deadline:
+        raise TimeoutError(f"step jobs {', '.join(sorted(ids))} still pending {timeout_s:.0f} s after their cancel")
+
+
 def blocked_shards(cfg: PipelineConfig, names: list[str]) -> dict[str, set[int]]:
     """Per stage: the queued shards that wait on a failed upstream shard (directly or through others)."""
-    states: dict[str, dict[int, str]] = {}
-    found = {}
-    for name in names:
-        rows = stage_status(cfg, name)
-        states[name] = {row.shard: row.state for row in rows}
-        shards = set()
-        for row in rows:
-            if row.state in ("pending", "unknown") and _is_blocked(cfg, name, row, states):
-                shards.add(row.shard)
-                states[name][row.shard] = "blocked"
-        if shards:
-            found[name] = shards
-    return found
+    return {c.stage: shards for c in stage_counts(cfg, names)
+            if (shards := {row.shard for row in c.blocked_rows if row.state in ACTIVE})}
 
 
 def _wait_until_inactive(cfg: PipelineConfig, name: str, shards: set[int], timeout_s: float = 120.0) -> None:
@@ -531,7 +549,7 @@ def wait(cfg: PipelineConfig, names: list[str], poll_s: float = 3.0, timeout_s: 
     started, last = time.time(), None
     while True:
         table = stage_counts(cfg, names)
-        continuing = continuation_jobs(cfg)
+        continuing = continuation_jobs(cfg, names)
         line = "; ".join(f"{c.stage} {c.done}/{c.shards} done" + (f", {c.failed} failed" if c.failed else "")
                          for c in table if c.shards) + (f"; {len(continuing)} continuation job(s)" if continuing else "")
         if progress is not None and line != last:

@@ -91,4 +91,8 @@ def ensemble_task(config_path: str, stage: str, shards: str, generation: str, wa
     job_id = submitit.JobEnvironment().job_id
     args = argparse.Namespace(stage=stage, config=config_path, shards=shards, generation=generation, job_id=job_id,
                               deadline=None, expected_s=None)
-    return worker_main(args)
+    code = worker_main(args)
+    if code:  # the job must end FAILED: `afterok` waits behind it (training, continuation jobs) must not fire
+        raise RuntimeError(f"{stage}: the ensemble ended with exit code {code}: shards failed or were not started "
+                           "(its summary is in the job log and WORK/<stage>/_jobs/ensemble-<job>.json)")
+    return code

@@ -49,12 +49,34 @@ def test_a_rerun_shard_waits_for_its_single_upstream_job():
     assert per_task({"ingest": {2: "40"}}, [2]) == [([2], [After("afterok", ("40",))])]
 
 
+def test_one_upstream_ensemble_job_is_waited_for_once():
+    # every shard of an upstream stage that ran as one MPI ensemble job has the same job id
+    assert per_task({"ingest": {0: "55", 1: "55", 2: "55"}}, [0, 1, 2]) == [([0, 1, 2], [After("afterok", ("55",))])]
+
+
+def test_an_ensemble_with_failed_shards_ends_failed(monkeypatch):
+    """`afterok` waits behind an ensemble job (training, continuation jobs) must not fire when shards failed."""
+    import submitit
+
+    from ldrt_hpc.launch import ensemble, task
+
+    class Environment:
+        job_id = "77"
+
+    monkeypatch.setattr(submitit, "JobEnvironment", Environment)
+    monkeypatch.setattr(ensemble, "worker_main", lambda args: 1)
+    with pytest.raises(RuntimeError, match="ensemble ended with exit code 1"):
+        task.ensemble_task("cfg.yaml", "ingest", "0-3", "g1", 60.0, 0)
+    monkeypatch.setattr(ensemble, "worker_main", lambda args: 0)
+    assert task.ensemble_task("cfg.yaml", "ingest", "0-3", "g1", 60.0, 0) == 0
+
+
 def test_directives_in_each_schedulers_words():
     afters = [After("aftercorr", ("12",)), After("afterok", ("14_3", "14_4"))]
     assert directives("slurm", afters) == {"dependency": "aftercorr:12,afterok:14_3:14_4"}
-    # PBS Pro has no per-subjob dependency: the whole upstream array, and one list per kind
-    pbs = [After("aftercorr", ("12[].pbs",)), After("afterok", ("14[].pbs_3", "15.pbs"))]
-    assert directives("pbs", pbs) == {"W depend": "afterok:12[].pbs:14[].pbs_3:15.pbs"}
+    # PBS Pro has no per-subjob dependency: the whole upstream array (for afterok on tasks too), one list per kind
+    pbs = [After("aftercorr", ("12[].pbs",)), After("afterok", ("14[].pbs_3", "14[].pbs_4", "15.pbs"))]
+    assert directives("pbs", pbs) == {"W depend": "afterok:12[].pbs:14[].pbs:15.pbs"}
     assert directives("local", afters) == {} and directives("slurm", []) == {}
 
 
