@@ -85,7 +85,8 @@ def ensemble_task(config_path: str, stage: str, shards: str, generation: str, wa
     from .ensemble import worker_main
 
     logging.basicConfig(level=os.environ.get("LDRT_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("LDRT_JOB_DEADLINE", str(time.time() + wall_s))
+    # this job's own limit: a value inherited from the submitting environment (sbatch exports it) is not this job's
+    os.environ["LDRT_JOB_DEADLINE"] = str(time.time() + wall_s)
     if gpus_per_rank:
         os.environ["LDRT_GPUS_PER_RANK"] = str(gpus_per_rank)
     job_id = submitit.JobEnvironment().job_id

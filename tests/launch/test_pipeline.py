@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,12 @@ def test_an_ensemble_with_failed_shards_ends_failed(monkeypatch):
         job_id = "77"
 
     monkeypatch.setattr(submitit, "JobEnvironment", Environment)
+    monkeypatch.setenv("LDRT_JOB_DEADLINE", "0")  # the task sets its own; this restores the variable afterwards
     monkeypatch.setattr(ensemble, "worker_main", lambda args: 1)
     with pytest.raises(RuntimeError, match="ensemble ended with exit code 1"):
         task.ensemble_task("cfg.yaml", "ingest", "0-3", "g1", 60.0, 0)
+    # the deadline is this job's own (now + its wall time), never one inherited from the submitting shell
+    assert abs(float(os.environ["LDRT_JOB_DEADLINE"]) - (time.time() + 60.0)) < 5
     monkeypatch.setattr(ensemble, "worker_main", lambda args: 0)
     assert task.ensemble_task("cfg.yaml", "ingest", "0-3", "g1", 60.0, 0) == 0
 
