@@ -373,10 +373,16 @@ def test_training_job_requeued_at_its_deadline_resumes_on_local_slurm(slurm, tmp
     tiny_training(tmp_path, stop_before_limit_s=86400)  # 2 steps: requeue after step 1; the last step finishes
     job_id = submit(tmp_path)
 
+    requeued_at = []
+
     def release():
         text = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
         if "Restarts=0" not in text and "Reason=BeginTime" in text:
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
+            requeued_at[:] = requeued_at or [time.time()]
+            # a few seconds after the requeue, not at once: slurmd refuses to launch a job whose credential it
+            # revoked for the requeue a moment ago ("Job credential revoked") and the job then ends FAILED
+            if time.time() - requeued_at[0] >= 4:
+                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
 
     state, exit_code = wait_for(job_id, 240, on_requeue=release)
     log = "\n".join(p.read_text() for p in tmp_path.glob("job-*.out"))
