@@ -40,6 +40,8 @@ from .status import ShardStatus, stage_status
 
 CONTINUATION_MIN = 15
 """Wall time of a continuation job (it plans one stage and submits the rest: seconds of work)."""
+TRAINED_BY = "answer"
+"""The stage that reads the fine-tuned model: the training step goes right before it and it waits for training."""
 
 
 @dataclass
@@ -98,7 +100,7 @@ def _walk(cfg, cluster, names, mode, dry_run, python, scheduler, jobs, counts, s
     continued = False
     """A continuation job takes over from here (a dry run goes on showing what it will submit)."""
     for name in names:
-        if name == "answer" and cfg.pipeline.train_config is not None and not continued:
+        if name == TRAINED_BY and cfg.pipeline.train_config is not None and not continued:
             steps.append(_train_step(cfg, cluster, jobs, dry_run, python)[0])
         fan_in = _fan_in(name, jobs)
         if fan_in and not continued:
@@ -129,7 +131,7 @@ def _fan_in(name: str, jobs: dict[str, dict[int, str]]) -> list[str]:
     content (`plans_from`), a split over all of them (`needs_all`), the fine-tuned model (training, for answer).
     Such a stage is submitted by a continuation job once they succeeded."""
     node = GRAPH[name]
-    wanted = list(node.plans_from + node.needs_all) + (["train"] if name == "answer" else [])
+    wanted = list(node.plans_from + node.needs_all) + (["train"] if name == TRAINED_BY else [])
     return [up for up in dict.fromkeys(wanted) if jobs.get(up)]
 
 
@@ -318,7 +320,7 @@ def _run_here(cfg: PipelineConfig, cluster: str, names: list[str], mode: str) ->
     says how long it took."""
     steps = []
     for name in names:
-        if name == "answer" and cfg.pipeline.train_config is not None:
+        if name == TRAINED_BY and cfg.pipeline.train_config is not None:
             steps.append(_timed(lambda: _train_here(cfg, cluster)))
         if _shard_count(cfg, name, {}, False) is None:
             steps.append(Step(name, "skip", note="cannot be planned yet: its inputs are not complete"))
@@ -469,7 +471,7 @@ def continuation_jobs(cfg: PipelineConfig, names: list[str] | None = None) -> li
 
 def _belongs(record: dict, names: list[str]) -> bool:
     if record["kind"] == "train":
-        return "answer" in names
+        return TRAINED_BY in names
     if record["kind"] == "report":
         return names[-1] == GRAPH.names[-1]
     return record["stage"] in names
