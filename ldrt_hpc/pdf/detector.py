@@ -144,9 +144,14 @@ def _between(rect: pymupdf.Rect, upper: pymupdf.Rect, lower: pymupdf.Rect) -> bo
 
 def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect]) -> Block | None:
     """The legend of a label that stands alone: the next text block below it in its column, right under it or
-    past the graphics drawn between them (short text in a figure, such as axis labels, is skipped)."""
+    past the graphics drawn between them (short text in a figure, such as axis labels, is skipped). A block
+    counts as in the label's column if it shares half its width with the label or lies under a graphic drawn
+    right under the label (a small centred graphic over a left-aligned legend line)."""
+    under = [g for g in graphics if label.bbox.y1 - 2 <= g.y0 <= label.bbox.y1 + GAP
+             and _x_overlap(g, label.bbox.x0, label.bbox.x1) > 0]
     below = [b for b in blocks if b.bbox.y0 >= label.bbox.y1 - 1 and b.chars >= 20 and parse_label(b.text) is None
-             and _x_overlap(b.bbox, label.bbox.x0, label.bbox.x1) > 0.5 * min(label.bbox.width, b.bbox.width)
+             and (_x_overlap(b.bbox, label.bbox.x0, label.bbox.x1) > 0.5 * min(label.bbox.width, b.bbox.width)
+                  or any(_x_overlap(b.bbox, g.x0, g.x1) > 0 for g in under))
              and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
     if not below:
         return None
@@ -276,12 +281,13 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
     def in_column(rect: pymupdf.Rect, share: float) -> bool:
         return vertical_share(rect) > share and _x_overlap(rect, x0, x1) > 0.3 * min(column, rect.width)
 
+    # a lone rule is no part of a figure (a separator, or the bottom rule of a table right above the figure);
+    # a figure's own lines are clustered with the rest of its drawing
     parts = [g for g in graphics if in_column(g, 0.5) and (g.width > 20 or g.height > 20)
-             # a rule that runs out of the caption's column (a separator under the abstract) is not a figure's
-             and not (fig_type == "Figure" and min(g.width, g.height) < 2 and (g.x0 < x0 - 10 or g.x1 > x1 + 10))]
+             and not (fig_type == "Figure" and min(g.width, g.height) < 2)]
     if cells == "cells":
         # text tables: the cells are short text blocks in the area (with the rules found above)
-        parts += [b.bbox for b in blocks if in_column(b.bbox, 0.8) and not _is_body(b, body) and b.bbox not in caption_boxes]
+        parts += _cells(blocks, parts, body, caption_boxes, lambda rect: in_column(rect, 0.8))
     # only what is reachable from the caption; as a last resort (a figure made of text, like a sequence
     # alignment) everything in the area
     bridges = [b for b in bridges if in_column(b[0], 0.5)]
@@ -298,6 +304,15 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
             region |= block.bbox
     # a frame drawn around figure and caption must not pull the caption (or what lies beyond it) in
     return region & pymupdf.Rect(page_rect.x0, area.y0, page_rect.x1, area.y1)
+
+
+def _cells(blocks, parts, body, caption_boxes, in_column) -> list[pymupdf.Rect]:
+    """The boxes of a text table's cells: short text blocks in the area. Where the table has rules, body-size
+    text beyond its outer rules is not its (the paragraph that follows the table; footnotes are set smaller)."""
+    rules = [g for g in parts if g.height < 2]
+    top, bottom = (min(r.y0 for r in rules) - 1, max(r.y1 for r in rules) + 1) if rules else (-1e9, 1e9)
+    return [b.bbox for b in blocks if in_column(b.bbox) and not _is_body(b, body) and b.bbox not in caption_boxes
+            and not (abs(b.size - body) <= 0.4 and (b.bbox.y0 >= bottom or b.bbox.y1 <= top))]
 
 
 GAP = 36.0

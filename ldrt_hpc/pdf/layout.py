@@ -219,7 +219,10 @@ def running_lines(doc: pymupdf.Document, pages_blocks: list[list[Block]], margin
         for block_no, block in enumerate(blocks):
             for line_no, line in enumerate(block.lines):
                 if line.bbox.y1 < height * margin or line.bbox.y0 > height * (1 - margin):
-                    key = _DIGITS.sub("#", line.text.lower()).strip()
+                    # page numbers change from page to page, caption labels do not repeat: "Figure 1" and
+                    # "Figure 3" alone at the top of two pages (over page-wide figures) are no running header
+                    text = line.text.lower()
+                    key = text.strip() if CAPTION_LABEL.match(line.text) else _DIGITS.sub("#", text).strip()
                     candidates.append((page_no, block_no, line_no, key, line.text.strip()))
                     counts[key] += 1
     pages = len(pages_blocks)

@@ -219,3 +219,35 @@ def test_label_alone_inside_a_drawing_is_its_text():
     page.draw_rect(GRAPHIC, color=(0, 0, 0), fill=(0.9, 0.9, 0.9))
     page.insert_text((100, 250), "TABLE 2", fontsize=10)
     assert detect(doc) == []
+
+
+def test_labels_alone_at_the_top_of_pages_are_no_running_header():
+    """"Figure 1" and "Figure 3" alone at the top of two pages (over page-wide figures) differ only in their
+    number, as page numbers do: they must not be taken for a running header."""
+    doc = pymupdf.open()
+    for number in (1, 3):
+        page = doc.new_page()
+        page.insert_text((72, 50), f"Figure {number}", fontsize=10, fontname="hebo")
+        _image(page, pymupdf.Rect(72, 60, 540, 300))
+        assert page.insert_textbox(pymupdf.Rect(72, 306, 540, 340), f"{LEGEND} Panel {number}.", fontsize=8) >= 0
+        _body(page, 400, "The cells")
+    found = {(d.fig_type, d.name): d.caption for d in detect(doc)}
+    assert set(found) == {("Figure", "1"), ("Figure", "3")}, found
+    assert all(caption.endswith(f"Panel {name}.") for (_, name), caption in found.items()), found
+
+
+def test_label_above_a_small_centred_graphic_takes_the_legend_not_the_paragraph():
+    """An icon-sized graphic centred under its label, the legend a short left-aligned line under it and a body
+    paragraph after that: the legend is the line, not the paragraph."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _body(page, 60, "The cells")
+    icon = pymupdf.Rect(280, 208, 340, 248)
+    page.insert_text((295, 200), "Figure 3", fontsize=8.5, fontname="hebo")
+    _image(page, icon)
+    page.insert_text((72, 262), "Schematic of the whole-joint irradiation field. Inset, not to scale.", fontsize=8.5)
+    _body(page, 276, "No acute toxicity")
+    found = detect(doc)
+    assert [(d.fig_type, d.name, d.caption) for d in found] == [
+        ("Figure", "3", "Figure 3 Schematic of the whole-joint irradiation field. Inset, not to scale.")]
+    assert iou(found[0].region, icon) >= 0.7

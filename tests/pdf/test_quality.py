@@ -6,6 +6,8 @@ from __future__ import annotations
 import pymupdf
 import pytest
 
+from ldrt_hpc.demo import synth_corpus
+from ldrt_hpc.demo.classes import CLASSES, class_scores
 from ldrt_hpc.pdf.detector import detect
 from ldrt_hpc.pdf.evaluate import normalise, real_ground_truth, score_paper, similarity, summarise
 from ldrt_hpc.pdf.layout import parse_label
@@ -60,34 +62,17 @@ def test_regions_on_real_papers(shared_dir):
 
 # --- issue 15: per-class floors on the generated failure-class corpus (synth_corpus(..., classes=True)) -----------
 
-CLASS_PAPERS = 21  # three papers per class
-_DETECTOR_GAPS = {
-    "label_above": "detector gap: layout.running_lines drops a label alone in the top 9 % of the page when another "
-                   "page has one there too ('Figure 1', 'Figure 3' -> 'figure #' repeated), so labels above page-wide "
-                   "figures at the top of pages are lost (synth-classes-0-00005: Figures 1 and 3)",
-    "no_spaces": "detector gap: in a text layer without spaces a table's region runs into the body line below it "
-                 "and the figure under it takes the table (synth-classes-0-00020: Table 1, Figure 4)",
-}
+CLASS_PAPERS = 3 * len(CLASSES)  # three papers per class
 
 
 @pytest.fixture(scope="module")
 def class_scores_of_corpus(tmp_path_factory):
-    from ldrt_hpc.demo import synth_corpus
-    from ldrt_hpc.demo.classes import class_scores
-
     folder = tmp_path_factory.mktemp("classes")
     truth = synth_corpus(folder, CLASS_PAPERS, 0, classes=True)
     return class_scores(folder, truth)
 
 
-def _class_params():
-    from ldrt_hpc.demo.classes import CLASSES
-
-    return [pytest.param(name, marks=pytest.mark.xfail(reason=_DETECTOR_GAPS[name], strict=False))
-            if name in _DETECTOR_GAPS else name for name in CLASSES]
-
-
-@pytest.mark.parametrize("failure_class", _class_params())
+@pytest.mark.parametrize("failure_class", CLASSES)
 def test_quality_floors_per_failure_class(class_scores_of_corpus, failure_class):
     """Caption recall >= 97 %, region IoU >= 0.7 for >= 95 % of the found items, false detections <= 5 %."""
     summary = class_scores_of_corpus[failure_class]

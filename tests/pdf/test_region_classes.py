@@ -97,6 +97,40 @@ def test_table_stops_at_the_next_heading():
     _clear_of(region, pymupdf.Rect(72, 298, 540, 348))
 
 
+def test_table_takes_no_body_line_below_its_bottom_rule():
+    """The last line of a paragraph run over from the page before, set right under a table: body text beyond
+    the table's outer rule is not a cell."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_textbox(pymupdf.Rect(72, 60, 540, 80), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
+    table = pymupdf.Rect(72, 85, 540, 185)
+    _text_table(page, table)
+    page.insert_text((72, 205), "significance (p = 0.71).", fontsize=9)
+    _image(page, pymupdf.Rect(150, 225, 460, 400))
+    page.insert_textbox(pymupdf.Rect(72, 406, 540, 430), "Figure 1. Survival.", fontsize=8, fontname="hebo")
+    _paragraph(page, 72, 540, 450)
+    region = _found(doc, "Table", "2", table)
+    _clear_of(region, pymupdf.Rect(72, 195, 200, 208))
+
+
+def test_figure_under_a_table_does_not_take_its_bottom_rule():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_textbox(pymupdf.Rect(72, 60, 540, 80), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
+    table = pymupdf.Rect(72, 85, 540, 185)
+    _text_table(page, table)
+    figure = pymupdf.Rect(150, 205, 460, 400)
+    _image(page, figure)
+    # a caption as wide as the page: the table's rule lies in its column
+    page.insert_textbox(pymupdf.Rect(72, 406, 540, 440), "Figure 1. Survival of the irradiated cells in every dose "
+                        "group of the trial over the whole follow-up period, with the sham group for reference.",
+                        fontsize=8, fontname="hebo")
+    _paragraph(page, 72, 540, 450)
+    region = _found(doc, "Figure", "1", figure)
+    _clear_of(region, table)
+    _found(doc, "Table", "2", table)
+
+
 # --- (c) a caption under a publisher box ----------------------------------------------------------------------
 
 
