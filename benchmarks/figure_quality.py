@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--class-papers", type=int, default=4 * len(CLASSES),
-                        help="papers of the classes corpus (paper i shows class i mod 7; 0: skip it)")
+                        help=f"papers of the classes corpus (paper i shows class i mod {len(CLASSES)}; 0: skip it)")
     args = parser.parse_args()
     if SHARED.is_dir():
         scores = []

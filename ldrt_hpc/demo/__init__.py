@@ -31,8 +31,11 @@ and `tables` (drawing them), `typeset` (line breaking), `layout` (pages and colu
 Needs matplotlib (the `demo` extra): the pipeline itself does not.
 
 ``synth_corpus(..., classes=True)`` makes the failure-class corpus of issue 15 instead (`classes`: unnumbered,
-panel-letter, hyphenated, roman-numeral, upper-case and label-above captions, and text layers without spaces), with
-a ``failure_class`` per paper and float; with it off (the default) the corpus is unchanged, byte for byte.
+panel-letter, hyphenated, roman-numeral, upper-case and label-above captions, text layers without spaces, labels
+bold only in their glyphs (`fonts`); and, each on a page of its own appended to the paper (`region_classes`):
+rotated pages and sideways tables, full-width tables in two columns, captions under a publisher box, multi-panel
+figures and figures drawn as image slivers), with a ``failure_class`` per paper and float; with it off (the
+default) the corpus is unchanged, byte for byte.
 """
 
 from .corpus import synth_corpus

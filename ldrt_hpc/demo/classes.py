@@ -14,24 +14,59 @@ is used and the corpus is byte-for-byte the default one.
 * ``label_above``: "Figure 1" alone on a line above the graphic, the legend in its own block below the graphic
   (``captionBoundary`` is the legend, ``labelBoundary`` the label line);
 * ``no_spaces``: the text layer has no space glyphs: every word is drawn on its own, 0.1 em after the previous one
-  (below the gap at which MuPDF inserts a space), in the body and in the captions.
+  (below the gap at which MuPDF inserts a space), in the body and in the captions;
+* ``hidden_weight`` (issue class 1): "Figure 1 Flow chart ..." / "Table 1 Endpoint ..." without a delimiter, the
+  whole caption in the body type size, the label in a bold face whose name, span flags and font descriptor hide
+  the weight (`fonts`): only the glyph strokes are bold.
+
+The region classes move one float of the paper onto a page of its own, appended after the flowed pages
+(`region_classes`; that float alone shows the class, the page's filler paragraphs are not in ``sections``):
+
+* ``rotated`` (issue class 5): a landscape page with a wide table under its caption, or a wide figure over its
+  caption; class papers 0, 4, 8, ... (counted within the class) show it with /Rotate 90, papers 2, 6, ... with
+  /Rotate 270 and a figure, the odd ones as a sideways table on a portrait page (/Rotate 0, text running up or
+  down).  Boxes are given as the page is shown (``page.rect`` of the rotated page, where
+  ``get_pixmap(clip=...)`` crops);
+* ``full_width_table`` (issue class 6, two-column papers): a table across both columns with its caption in the
+  left column, paragraphs in both columns above it (the right one running on beside the caption) and below it,
+  and a section heading right under it;
+* ``publisher_box``: a stroked, grey box with "Received ... Accepted ... Published ..." under a figure, the
+  figure's caption right under the box (the region is the figure only);
+* ``multi_panel``: a figure of 3 or 4 separate raster panels 8-20 pt apart, sometimes with panel titles between
+  the rows (the region is the union of the panels);
+* ``slivers``: a figure drawn as more than 100 raster strips 1.2-2 pt tall, each its own image (the region is their
+  union).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .page import ASCENDER, BOLD, CAPTION_LEADING, CAPTION_SIZE, REGULAR, Box, TextOp, text_width
+from .page import ASCENDER, BODY_TYPE, BOLD, CAPTION_LEADING, CAPTION_SIZE, HIDDEN_BOLD, REGULAR, Box, TextOp, text_width
 from .typeset import Token, text_block, words
 
 CLASSES = ["unnumbered", "panel_letters", "hyphenated", "roman_table", "caps_no_delimiter", "label_above",
-           "no_spaces"]
+           "no_spaces", "hidden_weight", "rotated", "full_width_table", "publisher_box", "multi_panel", "slivers"]
+REGION_CLASSES = ("rotated", "full_width_table", "publisher_box", "multi_panel", "slivers")
+TABLE_CLASSES = ("roman_table", "rotated", "full_width_table")
+"""Classes whose papers always have a table (the float that shows the class, or may)."""
+TWO_COLUMN_CLASSES = ("full_width_table",)
 NO_SPACE_GAP = 0.1  # em between words of the no_spaces class
 ROMAN = ["I", "II", "III", "IV", "V"]
 
 
 def paper_class(index: int, classes: bool) -> str | None:
     return CLASSES[index % len(CLASSES)] if classes else None
+
+
+def class_round(index: int) -> int:
+    """How many papers of the same class come before paper `index` (variants alternate on it)."""
+    return index // len(CLASSES)
+
+
+def caption_type(style: str | None, two_columns: bool) -> tuple[float, float]:
+    """Type size and leading of the captions: the body's in the hidden_weight class."""
+    return BODY_TYPE[two_columns] if style == "hidden_weight" else (CAPTION_SIZE, CAPTION_LEADING)
 
 
 def figure_label(style: str | None, fig_type: str, number: int) -> tuple[str, str, bool]:
@@ -43,6 +78,8 @@ def figure_label(style: str | None, fig_type: str, number: int) -> tuple[str, st
         return f"{word}-{number}:", BOLD, False
     if style == "caps_no_delimiter":
         return f"{word.upper()} {number}", REGULAR, False
+    if style == "hidden_weight":
+        return f"{word} {number}", HIDDEN_BOLD, False
     if style == "label_above" and fig_type == "Figure":
         return f"{word} {number}", BOLD, True
     if style in ("roman_table", "label_above") and fig_type == "Table":
@@ -52,7 +89,7 @@ def figure_label(style: str | None, fig_type: str, number: int) -> tuple[str, st
 
 def shows_class(style: str | None, fig_type: str) -> bool:
     """Whether a float of this type in a paper of this class exhibits the class."""
-    if style is None:
+    if style is None or style in REGION_CLASSES:  # there the float moved onto the class's page shows it
         return False
     if style == "roman_table":
         return fig_type == "Table"

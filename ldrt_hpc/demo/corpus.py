@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .classes import paper_class, squeeze_spaces, squeezed_end
+from .classes import REGION_CLASSES, paper_class, squeeze_spaces, squeezed_end
 from .layout import choose_layout
 from .outline import Outline, plan_paper
 from .pdf import JOURNAL, YEAR, write_pdf
 from .plots import render_figure
+from .region_classes import add_class_page, take_out
 
 
 def _box(box) -> dict:
@@ -60,14 +61,17 @@ def make_paper(path: Path, seed: int, index: int, classes: bool = False) -> dict
     (see `classes`)."""
     style = paper_class(index, classes)
     outline = plan_paper(seed, index, style)
+    moved = take_out(outline, style, index) if style in REGION_CLASSES else None
     flow, optional_count = choose_layout(outline)
     if style == "no_spaces":
         flow.pages = [[squeeze_spaces(op) if hasattr(op, "runs") else op for op in ops] for ops in flow.pages]
+    class_images, turned = add_class_page(outline, flow, moved, style, index) if moved else ({}, {})
     page_count = len(flow.pages)
     first = outline.first_page
     header = (f"{JOURNAL} {YEAR}; {outline.volume}: {first}–{first + page_count - 1}", f"{outline.first_author} et al.")
-    images = {key: render_figure(item.spec) for key, item in outline.floats.items() if item.fig_type == "Figure"}
-    write_pdf(path, outline, flow, header, images)
+    images = {key: render_figure(item.spec) for key, item in outline.floats.items()
+              if item.fig_type == "Figure" and key != moved}
+    write_pdf(path, outline, flow, header, images | class_images, turned)
     sections = [{"heading": section.heading, "paragraphs": [" ".join(sentences) for sentences, _ in paragraphs]}
                 for section, paragraphs in zip(outline.sections, outline.paragraphs(optional_count))]
     truth = {
@@ -85,8 +89,9 @@ def make_paper(path: Path, seed: int, index: int, classes: bool = False) -> dict
 def synth_corpus(out_dir: Path, papers: int, seed: int, classes: bool = False) -> list[dict]:
     """Write `papers` PDFs and `ground_truth.json` to out_dir; returns the ground truth (one dict per paper).
 
-    `classes`: paper i shows failure class `classes.CLASSES[i % 7]` of issue 15 (files "synth-classes-...", a
-    `failure_class` per paper and per float); off, the corpus is the default one, byte for byte."""
+    `classes`: paper i shows failure class `classes.CLASSES[i % len(CLASSES)]` of issue 15 (13 classes; files
+    "synth-classes-...", a `failure_class` per paper and per float); off, the corpus is the default one, byte for
+    byte."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"synth-classes-{seed}" if classes else f"synth-{seed}"

@@ -8,9 +8,10 @@ import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .classes import figure_label, label_then_text, label_tokens, shows_class
+from .classes import caption_type, figure_label, label_then_text, label_tokens, shows_class
 from .page import (
     ASCENDER,
+    BOLD,
     CAPTION_LEADING,
     CAPTION_SIZE,
     COLUMN_WIDTH,
@@ -26,6 +27,7 @@ from .tables import table_block, table_caption, table_rows
 from .text import PANELS, Study, caption_sentences
 from .typeset import Token, caption_tokens, text_block, words
 
+CAPTION_TYPE = (CAPTION_SIZE, CAPTION_LEADING)
 ICON_SIZE = 40.0  # points a side: under 100 px at 150 dpi, so the filter must drop it as too small
 PLOT_TYPES = ["km", "dose", "bars", "micro"]
 
@@ -122,7 +124,7 @@ def _figure_size(rng: random.Random, plot: str, two_columns: bool, wide: bool) -
 
 
 def _fit_caption(label: str, sentences: list[str], frame_width: float, label_font: str | None = None,
-                 alone: bool = False) -> tuple[str, list[Token]]:
+                 alone: bool = False, size_leading: tuple[float, float] = CAPTION_TYPE) -> tuple[str, list[Token]]:
     """The caption, its trailing sentences dropped until it takes at most three lines.
 
     `label_font`: the label's font when it is not the default bold; `alone`: the label goes on its own line, the
@@ -135,18 +137,18 @@ def _fit_caption(label: str, sentences: list[str], frame_width: float, label_fon
             tokens = label_tokens(label, label_font) + words(" ".join(sentences), REGULAR)
         else:
             tokens = caption_tokens(label, " ".join(sentences))
-        ops, _ = text_block(tokens, CAPTION_SIZE, CAPTION_LEADING, frame_width, 0, 0)
+        ops, _ = text_block(tokens, *size_leading, frame_width, 0, 0)
         if len(ops) <= 3 or len(sentences) == 1:
             return caption, tokens
         sentences = sentences[:-1]
 
 
-def figure_block(key: str, width: float, height: float, caption: list[Token], frame_width: float) -> Block:
-    """Figure (centred in its frame) + caption below, relative to (frame x0, top)."""
+def figure_block(key: str, width: float, height: float, caption: list[Token], frame_width: float,
+                 size_leading: tuple[float, float] = CAPTION_TYPE) -> Block:
+    """Figure (centred in its frame) + caption below (in `size_leading`), relative to (frame x0, top)."""
     x = (frame_width - width) / 2
     region = (x, 0.0, x + width, height)
-    ops, caption_box = text_block(caption, CAPTION_SIZE, CAPTION_LEADING, frame_width, 0.0,
-                                  height + FIGURE_CAPTION_GAP)
+    ops, caption_box = text_block(caption, *size_leading, frame_width, 0.0, height + FIGURE_CAPTION_GAP)
     return Block([FigureOp(key, region)] + ops, region, caption_box, caption_box[3])
 
 
@@ -203,15 +205,15 @@ def plan_figures(rng: random.Random, study: Study, seed: int, index: int, two_co
             block = figure_block(key, width, height, tokens, frame_width)
         else:
             label, label_font, alone = figure_label(style, "Figure", number)
-            caption, tokens = _fit_caption(label, sentences, frame_width,
-                                           label_font if label_font == REGULAR else None, alone)
+            caption, tokens = _fit_caption(label, sentences, frame_width, label_font if label_font != BOLD else None,
+                                           alone, caption_type(style, two_columns))
             if alone:
                 block, label_box = label_above_block(key, width, height, (label, label_font), tokens, frame_width)
             elif style == "panel_letters":
                 letters = tuple(p.strip("()") or d for p, d in zip(panels, "AB"))
                 block = panel_letters_block(key, width, height, letters, tokens, frame_width)
             else:
-                block = figure_block(key, width, height, tokens, frame_width)
+                block = figure_block(key, width, height, tokens, frame_width, caption_type(style, two_columns))
         spec = FigureSpec(plot=plot, kind=kind, width=width, height=height, blurry=blurry, panels=panels,
                           low_dose=study.low_dose, high_dose=study.high_dose, cell_line=study.cell_line,
                           logrank=logrank, data_seed=(paper_seed, number))
@@ -240,6 +242,6 @@ def plan_table(rng: random.Random, study: Study, two_columns: bool, style: str |
         block = table_block(None, rows, width, caption_ops=(caption_ops[0], union))
     else:
         tokens = label_tokens(label, label_font) + words(text, REGULAR)
-        block = table_block(tokens, rows, width)
+        block = table_block(tokens, rows, width, size_leading=caption_type(style, two_columns))
     return Float(key="T1", name="1", fig_type="Table", kind="table", caption=f"{label} {text}", must_filter=None,
                  wide=False, block=block, failure_class=style if shows_class(style, "Table") else None)

@@ -12,7 +12,9 @@ import random
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .classes import TABLE_CLASSES, TWO_COLUMN_CLASSES
 from .floats import Float, plan_figures, plan_table
+from .page import BODY_TYPE
 from .text import (
     CITIES,
     DISCUSSION,
@@ -116,12 +118,13 @@ class Outline:
 
 def plan_paper(seed: int, index: int, style: str | None = None) -> Outline:
     """The outline of paper `index` of the corpus of `seed`; `style`: its failure class (see `classes`, None in the
-    default corpus); the roman_table class always has a table."""
+    default corpus); the classes of `classes.TABLE_CLASSES` always have a table, full_width_table papers two
+    columns."""
     rng = random.Random(f"ldrt-synth:{seed}:{index}")
     study = Study(rng)
-    layout = "two-column" if index % 2 else "one-column"
+    layout = "two-column" if index % 2 or style in TWO_COLUMN_CLASSES else "one-column"
     two_columns = layout == "two-column"
-    has_table = index % 4 in (0, 1) or style == "roman_table"
+    has_table = index % 4 in (0, 1) or style in TABLE_CLASSES
     floats = plan_figures(rng, study, seed, index, two_columns, style)
     if has_table:
         floats["T1"] = plan_table(rng, study, two_columns, style)
@@ -135,7 +138,7 @@ def plan_paper(seed: int, index: int, style: str | None = None) -> Outline:
         affiliation=f"Department of Radiation Oncology, University Hospital {city}, {country}",
         abstract=_abstract(study),
         keywords=["low-dose radiotherapy", study.population, study.endpoint, "dose–response", "hormesis"],
-        body_size=9.0 if two_columns else 10.0, body_leading=11.0 if two_columns else 12.5,
+        body_size=BODY_TYPE[two_columns][0], body_leading=BODY_TYPE[two_columns][1],
         hyphenation_key=f"{seed}:{index}",
         target_pages=rng.choice([2, 3, 3, 4]), volume=rng.randint(8, 14), first_page=rng.randint(12, 480),
     )

@@ -23,11 +23,18 @@ FIGURE_CAPTION_GAP = 6.0  # figure region -> caption (and table caption -> table
 BEFORE_FLOAT = 9.0  # text -> figure region or table caption
 AFTER_FLOAT = 13.0  # caption (or table) -> following text
 
+BODY_TYPE = {False: (10.0, 12.5), True: (9.0, 11.0)}
+"""Body type size and leading of one-column (False) and two-column (True) papers."""
+
 REGULAR, BOLD, ITALIC = "helv", "hebo", "heit"
 """PDF resource names of Helvetica, Helvetica-Bold and Helvetica-Oblique."""
 FONTS = {name: pymupdf.Font(name) for name in (REGULAR, BOLD, ITALIC)}
-ASCENDER = {name: font.ascender for name, font in FONTS.items()}
-DESCENDER = {name: -font.descender for name, font in FONTS.items()}
+HIDDEN_BOLD = "advp"
+"""Resource name of the bold face whose weight nothing but its glyphs shows (hidden_weight class, `fonts`): it
+has Helvetica-Bold's glyphs and metrics, so it is measured as BOLD."""
+METRICS = FONTS | {HIDDEN_BOLD: FONTS[BOLD]}
+ASCENDER = {name: font.ascender for name, font in METRICS.items()}
+DESCENDER = {name: -font.descender for name, font in METRICS.items()}
 _unit_widths: dict[tuple[str, str], float] = {}
 
 
@@ -38,7 +45,7 @@ def text_width(text: str, font: str, size: float) -> float:
     if width is None:
         if len(_unit_widths) > 200_000:
             _unit_widths.clear()
-        width = _unit_widths[key] = FONTS[font].text_length(text, fontsize=1.0)
+        width = _unit_widths[key] = METRICS[font].text_length(text, fontsize=1.0)
     return width * size
 
 
@@ -88,7 +95,17 @@ class FigureOp(NamedTuple):
         return FigureOp(self.key, shift_box(self.rect, dx, dy))
 
 
-Op = TextOp | RuleOp | FigureOp
+class BoxOp(NamedTuple):
+    """A stroked rectangle filled light grey (a publisher box)."""
+
+    rect: Box
+    thickness: float
+
+    def shifted(self, dx: float, dy: float) -> BoxOp:
+        return BoxOp(shift_box(self.rect, dx, dy), self.thickness)
+
+
+Op = TextOp | RuleOp | FigureOp | BoxOp
 
 
 @dataclass

@@ -58,13 +58,14 @@ def _fitting_size(rows: list[list[str]], frame_width: float) -> tuple[float, lis
 
 
 def table_block(caption: list[Token] | None, rows: list[list[str]], frame_width: float,
-                caption_ops: tuple[list, tuple] | None = None) -> Block:
-    """Caption above, then a ruled grid of cells; relative to (frame x0, top).  `caption_ops`: the caption already
-    laid out (ops and box), instead of `caption`'s tokens."""
+                caption_ops: tuple[list, tuple] | None = None,
+                size_leading: tuple[float, float] = (CAPTION_SIZE, CAPTION_LEADING)) -> Block:
+    """Caption above (in `size_leading`), then a ruled grid of cells; relative to (frame x0, top).  `caption_ops`:
+    the caption already laid out (ops and box), instead of `caption`'s tokens."""
     if caption_ops is not None:
         ops, caption_box = list(caption_ops[0]), caption_ops[1]
     else:
-        ops, caption_box = text_block(caption, CAPTION_SIZE, CAPTION_LEADING, frame_width, 0.0, 0.0)
+        ops, caption_box = text_block(caption, *size_leading, frame_width, 0.0, 0.0)
     size, widths = _fitting_size(rows, frame_width)
     padding = (frame_width - sum(widths)) / len(widths)
     column_x, x = [], 0.0

@@ -1,18 +1,21 @@
 """Figures and tables with their captions, the `native` backend (PyMuPDF).
 
 1. Captions: text blocks that start with a label ("Fig. 3", "Figure-3:", "Table II", "Supplementary Figure S1"; lone
-   panel letters extracted above it are dropped) followed by a delimiter, set in bold (by flags, name, or a font
-   descriptor's weight), smaller than the body text, in capitals ("FIGURE 1 Flow chart") or alone on its line
-   ("TABLE I" over its title). "Figure 2 shows ..." in the body is not a caption. A label that is the whole block
-   takes the next block in its column as its legend (right under it, or past the graphic it stands above).
+   panel letters extracted above it are dropped) followed by a delimiter, set in bold (by flags, name, a font
+   descriptor's weight, or the glyphs' stroke width), smaller than the body text, in capitals ("FIGURE 1 Flow
+   chart") or alone on its line ("TABLE I" over its title); failing all that, set apart by layout (at a column
+   edge right by a graphic, in another face or size than the body paragraphs, a capital after the label).
+   "Figure 2 shows ..." in the body is not a caption. A label that is the whole block takes the next block in its
+   column as its legend (right under it, or past the graphic it stands above).
    Unnumbered labels ("Figure:", "Table. Baseline ...") count only with a region and are numbered in page order.
    A label found twice keeps its best occurrence (the one with a region).
 2. Regions: the graphics (embedded images, clusters of vector drawings) between the caption and the nearest
    body-text paragraph or other caption — above the caption for figures, below for tables (then the other way),
    within the caption's column; for a caption set beside its figure, graphics at the same height beside it.
-   Short text inside or touching that area (axis labels, panel letters, table cells) joins the region. Section
-   headings bound it like paragraphs; panel titles between rows of panels and a publisher box ("Received ...
-   Published ...", never a region itself) do not break it. A caption in one column over a full-width table is
+   Short text inside or touching that area (axis labels, panel letters, table cells) joins the region; body-size
+   text beyond a table's outer rules does not, nor does a lone rule join a figure. Section headings bound it like
+   paragraphs; panel titles between rows of panels and a publisher box ("Received ... Published ...", never a
+   region itself) do not break it. A caption in one column over a full-width table is
    bounded by both columns' paragraphs. Pages shown turned (/Rotate) or whose text runs sideways are analysed
    turned upright; their regions are given as the page is shown (where render() crops).
 3. The region is rendered at the configured dpi (PNG).
@@ -106,8 +109,39 @@ def _caption_block(block: Block) -> Block:
     return Block(rect, lines)
 
 
+@dataclass
+class _Page:
+    """What a caption block is judged against: the body font size of the paper, and the font and left edges of
+    the page's body paragraphs."""
+
+    body: float
+    body_font: str
+    column_edges: list[float]
+
+
+def _page_facts(blocks: list[Block], body: float) -> _Page:
+    paragraphs = [b for b in blocks if _is_body(b, body)]
+    fonts = Counter(b.font for b in paragraphs)
+    return _Page(body, fonts.most_common(1)[0][0] if fonts else "", sorted({b.bbox.x0 for b in paragraphs}))
+
+
+def _set_apart(block: Block, label, graphics: list[pymupdf.Rect], page: _Page) -> bool:
+    """Layout evidence for a label with no other mark ("Figure 1 Flow chart ..." in a body-size face): the block
+    starts at a column edge, right above or under a graphic, the word after the label is capitalised, and it is
+    set in another face or size than the page's body paragraphs ("Figure 1 shows" in running text is none)."""
+    after = block.text[label.end:].lstrip()[:1]
+    if not after.isupper() or not page.body_font:
+        return False
+    if block.font == page.body_font and abs(block.size - page.body) < 0.3:
+        return False
+    if not any(abs(block.bbox.x0 - edge) <= 3 for edge in page.column_edges):
+        return False
+    return any(_x_overlap(g, block.bbox.x0, block.bbox.x1) > 0.3 * min(g.width, block.bbox.width)
+               and (0 <= block.bbox.y0 - g.y1 <= GAP or 0 <= g.y0 - block.bbox.y1 <= GAP) for g in graphics)
+
+
 def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], images: list[pymupdf.Rect],
-             body: float) -> tuple[tuple, pymupdf.Rect | None] | None:
+             page: _Page) -> tuple[tuple, pymupdf.Rect | None] | None:
     """((figType, name, text, box, score), the box of a label set apart from its legend) of a caption block."""
     block = _caption_block(block)
     label = caption_label(block.text)
@@ -115,9 +149,9 @@ def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], im
         return None
     first = block.lines[0]
     alone = label.end >= len(first.text.strip())  # "TABLE II" on its own line: no sentence goes on like that
-    smaller = block.size < body - 0.4
+    smaller = block.size < page.body - 0.4
     evidence = [label.delimited, first.first_span_bold, smaller, label.capitals, alone]
-    if not any(evidence):
+    if not any(evidence) and not _set_apart(block, label, graphics, page):
         return None  # "Figure 2 shows ..." starts a body sentence
     if any(_inside_share(block.bbox, g) > 0.9 for g in images) and not label.delimited:
         return None  # a label printed inside a raster figure (vector frames often enclose their caption)
@@ -185,8 +219,9 @@ def detect_page(
 
     captions = []
     labels: list[pymupdf.Rect] = []  # labels set apart from their legend: barriers, not part of any region
+    facts = _page_facts(blocks, body)
     for block in blocks:
-        found = _caption(block, blocks, graphics, images, body)
+        found = _caption(block, blocks, graphics, images, facts)
         if found is not None:
             captions.append(found[0])
             if found[1] is not None:

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import cv2
+import numpy as np
 import pymupdf
 
 from ..labels import CAPTION_NUMBER, CAPTION_START, NUMBER_LINK, UNNUMBERED_END
@@ -103,6 +105,8 @@ class Line:
     first_span_bold: bool
     dir: tuple[float, float] = (1.0, 0.0)
     """The writing direction in unrotated page space ((0, -1): text runs up, a table turned onto its page)."""
+    font: str = ""
+    """The font of the line's longest span."""
 
 
 @dataclass
@@ -120,6 +124,13 @@ class Block:
         for line in self.lines:
             sizes[round(line.size, 1)] += len(line.text)
         return sizes.most_common(1)[0][0] if sizes else 0.0
+
+    @property
+    def font(self) -> str:
+        fonts = Counter()
+        for line in self.lines:
+            fonts[line.font] += len(line.text)
+        return fonts.most_common(1)[0][0] if fonts else ""
 
     @property
     def chars(self) -> int:
@@ -167,6 +178,29 @@ def bold_fonts(page: pymupdf.Page) -> frozenset[str]:
     return frozenset(names)
 
 
+HEAVIER = 1.25
+"""How much wider a label's glyph strokes must be than those of the text after it to count as bold: measured so,
+bold over regular is 1.43 in Times, 1.52 in Helvetica, 1.96 in Courier at 6-16 pt; two regular spans 0.9-1.1."""
+
+
+def stroke_width(page: pymupdf.Page, rect: tuple, size: float) -> float:
+    """The mean stroke width (pixels at 60 px per em) of the glyphs in `rect` (unrotated page space): twice the
+    ink area over the ink's outline length, which does not depend on how many letters there are."""
+    zoom = 60.0 / max(size, 1.0)
+    clip = pymupdf.Rect(rect) * page.rotation_matrix
+    pixmap = page.get_pixmap(clip=clip, matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
+    gray = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.height, pixmap.stride)[:, :pixmap.width]
+    ink = (gray < 128).astype(np.uint8)
+    outline = int(ink.sum()) - int(cv2.erode(ink, np.ones((3, 3), np.uint8)).sum())
+    return 2.0 * float(ink.sum()) / outline if outline else 0.0
+
+
+def _heavier(page: pymupdf.Page, label: dict, rest: dict) -> bool:
+    """The label span is drawn in visibly heavier strokes than the span after it (a bold face whose name, flags
+    and descriptor all hide its weight)."""
+    return stroke_width(page, label["bbox"], label["size"]) >= HEAVIER * stroke_width(page, rest["bbox"], rest["size"])
+
+
 def text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> list[Block]:
     """Text blocks of a page (lines keep their font size and boldness)."""
     blocks = []
@@ -187,7 +221,10 @@ def text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) ->
             if not first_bold and CAPTION_LABEL.match(text):  # a label in a bold face whose name hides it
                 heavy = bold_fonts(page) if heavy is None else heavy
                 first_bold = spans[0]["font"] in heavy
-            block.lines.append(Line(text, Box(*raw_line["bbox"]), size, bold, first_bold, tuple(raw_line["dir"])))
+                if not first_bold and len(spans) > 1 and spans[1]["font"] != spans[0]["font"]:
+                    first_bold = _heavier(page, spans[0], spans[1])  # the last resort: the glyphs themselves
+            font = spans[0]["font"] if len(spans) == 1 else max(spans, key=lambda s: len(s["text"]))["font"]
+            block.lines.append(Line(text, Box(*raw_line["bbox"]), size, bold, first_bold, tuple(raw_line["dir"]), font))
         if block.lines:
             blocks.append(block)
     # text layers without space glyphs ("Giantpandamilkproteins"): rebuild word spaces from glyph gaps, only in

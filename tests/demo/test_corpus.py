@@ -269,9 +269,14 @@ def test_cli_takes_count_seed_and_folder_from_the_config(corpus, tmp_path, capsy
     assert main(["synth-corpus"]) == 2 and "give the output folder" in capsys.readouterr().err
 
 
+def shown_clip(page, box: dict) -> pymupdf.Rect:
+    """A ground-truth box (as the page is shown) in the unrotated page space that get_text(clip=...) takes."""
+    return rect(box) * page.derotation_matrix
+
+
 def test_failure_class_corpus(tmp_path):
-    """synth_corpus(..., classes=True): paper i shows class i mod 7, recorded per paper and per float, with exact
-    boxes; the default corpus carries no failure_class."""
+    """synth_corpus(..., classes=True): paper i shows class i mod len(CLASSES), recorded per paper and per float,
+    with exact boxes; the default corpus carries no failure_class."""
     from ldrt_hpc.demo.classes import CLASSES
 
     truth = synth_corpus(tmp_path, len(CLASSES), SEED, classes=True)
@@ -284,7 +289,7 @@ def test_failure_class_corpus(tmp_path):
         with pymupdf.open(tmp_path / paper["file"]) as doc:
             for fig in paper["figures"]:
                 page = doc[fig["page"]]
-                text = norm(page.get_text("text", clip=rect(fig["captionBoundary"])))
+                text = norm(page.get_text("text", clip=shown_clip(page, fig["captionBoundary"])))
                 region = rect(fig["regionBoundary"])
                 assert (region & rect(fig["captionBoundary"])).get_area() == 0
                 if style == "no_spaces":
@@ -311,3 +316,189 @@ def test_failure_class_corpus(tmp_path):
                                                                                    above.x1, above.y0)))
                 assert letters in ("A B", "a b"), letters
     assert "failure_class" not in synth_corpus(tmp_path / "plain", 1, SEED)[0]
+
+
+# --- the hidden_weight class and the region classes, each on papers of several rounds ----------------------------
+
+CLASS_ROUNDS = {"hidden_weight": (0, 1), "rotated": (0, 1, 2, 3), "full_width_table": (0,), "publisher_box": (0, 1),
+                "multi_panel": (0, 1, 2), "slivers": (0,)}
+
+
+@pytest.fixture(scope="module")
+def class_papers(tmp_path_factory) -> dict[str, list[tuple[dict, pymupdf.Document]]]:
+    """Per class, (ground truth, open document) of its papers of the rounds in CLASS_ROUNDS."""
+    from ldrt_hpc.demo.classes import CLASSES
+    from ldrt_hpc.demo.corpus import make_paper
+
+    folder = tmp_path_factory.mktemp("class-papers")
+    papers: dict[str, list] = {}
+    for name, rounds in CLASS_ROUNDS.items():
+        for number in rounds:
+            index = number * len(CLASSES) + CLASSES.index(name)
+            path = folder / f"synth-classes-{SEED}-{index:05d}.pdf"
+            truth = make_paper(path, SEED, index, classes=True)
+            assert truth["failure_class"] == name
+            papers.setdefault(name, []).append((truth, pymupdf.open(path)))
+    yield papers
+    for entries in papers.values():
+        for _, doc in entries:
+            doc.close()
+
+
+def shown_float(truth: dict) -> dict:
+    """The one float of a region-class paper that shows the class."""
+    (fig,) = [f for f in truth["figures"] if f["failure_class"] == truth["failure_class"]]
+    return fig
+
+
+def drawn(page, kinds: tuple[str, ...], within: pymupdf.Rect | None = None) -> pymupdf.Rect:
+    """Union of what the page draws of these kinds (get_bboxlog), as the page is shown; only what lies within
+    `within` (1 pt slack) when given."""
+    rects = [pymupdf.Rect(r) * page.rotation_matrix for kind, r in page.get_bboxlog() if kind in kinds]
+    if within is not None:
+        rects = [r for r in rects if (within + (-1, -1, 1, 1)).contains(r)]
+    assert rects, kinds
+    union = rects[0]
+    for r in rects[1:]:
+        union |= r
+    return union
+
+
+def close(a: pymupdf.Rect, b: pymupdf.Rect, tolerance: float = 0.5) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b))
+
+
+def stroke_width(page, box: pymupdf.Rect) -> float:
+    """Mean stroke width of the glyphs in box, in pixels at 8x: twice the ink area over its outline length."""
+    pix = page.get_pixmap(clip=box, matrix=pymupdf.Matrix(8, 8), colorspace=pymupdf.csGRAY)
+    ink = (np.frombuffer(pix.samples, np.uint8).reshape(pix.h, pix.w) < 128).astype(np.uint8)
+    outline = int(ink.sum()) - int(cv2.erode(ink, np.ones((3, 3), np.uint8)).sum())
+    return 2.0 * float(ink.sum()) / outline
+
+
+def test_hidden_weight_label_is_bold_only_in_its_glyphs(class_papers):
+    from ldrt_hpc.pdf.layout import bold_fonts
+
+    for truth, doc in class_papers["hidden_weight"]:
+        body = 9.0 if truth["layout"] == "two-column" else 10.0
+        for fig in truth["figures"]:
+            assert fig["failure_class"] == "hidden_weight"
+            assert fig["caption"].startswith(f"{fig['figType']} {fig['name']} ")  # no delimiter
+            page = doc[fig["page"]]
+            spans = [s for b in page.get_text("dict", clip=rect(fig["captionBoundary"]))["blocks"]
+                     for line in b.get("lines", []) for s in line["spans"] if s["text"].strip()]
+            label, rest = spans[0], spans[1]
+            assert label["text"].strip() == f"{fig['figType']} {fig['name']}" and label["font"] == "AdvPECFD36"
+            assert not label["flags"] & 16 and "bold" not in label["font"].lower()
+            assert all(s["size"] == body for s in spans)  # the whole caption in the body size
+            assert label["font"] not in bold_fonts(page)
+            assert stroke_width(page, pymupdf.Rect(label["bbox"])) > 1.3 * stroke_width(page, pymupdf.Rect(rest["bbox"]))
+        fonts = [f for f in doc[truth["figures"][0]["page"]].get_fonts() if "AdvPECFD36" in f[3]]
+        assert fonts and all("Bold" not in f[3] for f in fonts)
+        descriptors = [xref for xref in range(1, doc.xref_length())
+                       if doc.xref_get_key(xref, "Type")[1] == "/FontDescriptor"
+                       and "AdvPECFD36" in doc.xref_get_key(xref, "FontName")[1]]
+        assert descriptors
+        for xref in descriptors:
+            assert doc.xref_get_key(xref, "FontName")[1] == "/AdvPECFD36"
+            assert doc.xref_get_key(xref, "FontWeight")[0] == "null"
+            assert doc.xref_get_key(xref, "Flags")[1] == "32" and doc.xref_get_key(xref, "StemV")[1] == "80"
+
+
+def test_region_class_caption_text_in_its_box(class_papers):
+    for name in CLASS_ROUNDS:
+        for truth, doc in class_papers[name]:
+            for fig in truth["figures"]:
+                page = doc[fig["page"]]
+                text = norm(page.get_text("text", clip=shown_clip(page, fig["captionBoundary"])))
+                assert text == fig["caption"], (truth["paper"], fig["name"], text)
+                assert (rect(fig["regionBoundary"]) & rect(fig["captionBoundary"])).get_area() == 0
+                assert page.rect.contains(rect(fig["regionBoundary"]))
+
+
+def test_rotated_pages_and_sideways_tables(class_papers):
+    turns = []
+    for truth, doc in class_papers["rotated"]:
+        fig = shown_float(truth)
+        page = doc[fig["page"]]
+        assert fig["page"] == truth["pages"] - 1 == doc.page_count - 1
+        region = rect(fig["regionBoundary"])
+        kinds = ("fill-image",) if fig["figType"] == "Figure" else ("stroke-path",)
+        assert close(drawn(page, kinds, region), region), (truth["paper"], drawn(page, kinds, region), region)
+        lines = [line for b in page.get_text("dict")["blocks"] for line in b.get("lines", [])]
+        directions = {tuple(round(v) for v in line["dir"]) for line in lines}
+        if page.rotation:
+            assert page.rect == pymupdf.Rect(0, 0, 792, 612) and page.rotation in (90, 270)
+            # shown upright: the text runs left to right as the page is shown
+            assert {tuple(round(v) for v in pymupdf.Point(d) * pymupdf.Matrix(page.rotation)) for d in directions} \
+                == {(1, 0)}
+        else:
+            assert page.rect == PAGE and fig["figType"] == "Table" and directions in ({(0, -1)}, {(0, 1)})
+        turns.append((page.rotation, fig["figType"], directions.pop()))
+    assert len(set(turns)) == 4, turns
+
+
+def test_full_width_table_between_paragraphs_of_both_columns(class_papers):
+    for truth, doc in class_papers["full_width_table"]:
+        assert truth["layout"] == "two-column"
+        fig = shown_float(truth)
+        page, region, caption = doc[fig["page"]], rect(fig["regionBoundary"]), rect(fig["captionBoundary"])
+        assert fig["figType"] == "Table" and region.width == pytest.approx(504) and caption.x1 <= 54 + 243 + 0.01
+        assert close(drawn(page, ("stroke-path",), region), region)
+        words = page.get_text("words")
+        for x0, x1 in ((54, 297), (315, 558)):  # both columns have text above and below the table
+            assert any(w[3] < region.y0 and w[0] >= x0 and w[2] <= x1 and w[1] > 50 for w in words)
+            assert any(w[1] > region.y1 and w[0] >= x0 and w[2] <= x1 and w[3] < 745 for w in words)
+        beside = [w for w in words if w[0] >= 315 and caption.y0 <= w[1] <= caption.y1]
+        assert beside  # the right column's text runs on beside the caption
+        heading = page.search_for("5. Conclusions")
+        assert heading and 0 < heading[0].y0 - region.y1 < 20
+
+
+def test_publisher_box_between_figure_and_caption(class_papers):
+    for truth, doc in class_papers["publisher_box"]:
+        fig = shown_float(truth)
+        page, region, caption = doc[fig["page"]], rect(fig["regionBoundary"]), rect(fig["captionBoundary"])
+        boxes = [d["rect"] for d in page.get_drawings() if d["type"] == "fs" and region.y1 < d["rect"].y0
+                 and d["rect"].y1 < caption.y0]
+        assert len(boxes) == 1
+        text = page.get_text("text", clip=boxes[0])
+        assert all(word in text for word in ("Received", "Accepted", "Published"))
+        assert caption.y0 - boxes[0].y1 < 10 and boxes[0].y0 - region.y1 < 15
+        kinds = ("fill-image",) if fig["kind"] == "raster" else ("fill-path", "stroke-path", "fill-text")
+        assert close(drawn(page, kinds, region), region, 1.0), (drawn(page, kinds, region), region)
+
+
+def test_multi_panel_figure_of_separate_images(class_papers):
+    counts, titled = set(), 0
+    for truth, doc in class_papers["multi_panel"]:
+        fig = shown_float(truth)
+        page, region = doc[fig["page"]], rect(fig["regionBoundary"])
+        panels = [pymupdf.Rect(info["bbox"]) for info in page.get_image_info()]
+        assert len(panels) in (3, 4) and fig["kind"] == "raster"
+        counts.add(len(panels))
+        union = panels[0]
+        for panel in panels[1:]:
+            union |= panel
+        assert close(union, region, 0.01)
+        for a in panels:  # the gap to the next panel to the right and below
+            right = [b.x0 - a.x1 for b in panels if abs(a.y0 - b.y0) < 1 and b.x0 > a.x1]
+            below = [b for b in panels if abs(a.x0 - b.x0) < 1 and b.y0 > a.y1]
+            gaps = sorted(right)[:1] + [b.y0 - a.y1 for b in below]
+            assert all(8 - 0.01 <= gap <= 20 + 0.01 for gap in gaps) and len(right) <= 2, gaps
+            titled += any(page.get_text("words", clip=pymupdf.Rect(a.x0, a.y1, a.x1, b.y0)) for b in below)
+    assert counts == {3, 4} and titled  # panel titles between the rows of some figures
+
+
+def test_slivers_make_one_picture(class_papers):
+    for truth, doc in class_papers["slivers"]:
+        fig = shown_float(truth)
+        page, region = doc[fig["page"]], rect(fig["regionBoundary"])
+        strips = [pymupdf.Rect(info["bbox"]) for info in page.get_image_info()]
+        assert len(strips) > 100 and all(1.2 - 0.01 <= s.height <= 2.0 + 0.01 for s in strips)
+        union = strips[0]
+        for strip in strips[1:]:
+            union |= strip
+        assert close(union, region, 0.01)
+        gray = render_gray(page, region)
+        assert laplacian_var(gray) >= 100  # one sharp picture, not noise

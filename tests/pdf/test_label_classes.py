@@ -11,7 +11,7 @@ import pytest
 
 from ldrt_hpc.pdf.detector import detect
 from ldrt_hpc.pdf.evaluate import iou, similarity
-from ldrt_hpc.pdf.layout import parse_label
+from ldrt_hpc.pdf.layout import HEAVIER, bold_fonts, parse_label, stroke_width
 from ldrt_hpc.text import is_caption
 
 BODY = ("{start} the dose response of the irradiated cells in all patients of the trial, and the effect was "
@@ -125,7 +125,7 @@ def test_label_above_the_graphic_legend_below():
     _check(doc, [("Figure", "1", 0, LEGEND)])
 
 
-# --- class 1: a label without delimiter, bold only by its font descriptor ---------------------------------------
+# --- class 1: a label without delimiter in body-size type, bold only by its descriptor or its glyphs ----------
 
 
 def _hide_weight(doc: pymupdf.Document, page: pymupdf.Page, font: str) -> None:
@@ -159,6 +159,59 @@ def test_label_bold_only_by_its_font_descriptor():
 
 
 # --- labels in running text stay undetected ---------------------------------------------------------------------
+
+
+def _caption_under_graphic(label_font: str, text_font: str) -> pymupdf.Document:
+    """A page whose figure caption "Figure 1 Flow chart ..." has no delimiter and the body text's size (10 pt),
+    the label in `label_font`, the legend in `text_font`; body paragraphs start "Figure 1 shows", "Figure 2 shows"."""
+    from ldrt_hpc.demo.fonts import embed_hidden_bold
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    if label_font == "hidden":
+        embed_hidden_bold(page, "hidden")
+    _body(page, 60, "Figure 1 shows")
+    _image(page, GRAPHIC)
+    y = GRAPHIC.y1 + 16
+    page.insert_text((72, y), "Figure 1", fontsize=10, fontname=label_font)
+    label_width = pymupdf.get_text_length("Figure 1 ", fontname="hebo" if label_font == "hidden" else label_font,
+                                          fontsize=10)
+    page.insert_text((72 + label_width, y),
+                     "Flow chart of the patients screened.", fontsize=10, fontname=text_font)
+    _body(page, 480, "Figure 2 shows")
+    return pymupdf.open("pdf", doc.tobytes())
+
+
+def test_label_bold_only_by_its_glyph_strokes():
+    """A bold face renamed "AdvPECFD36" with the weight "Regular": no bold flag, no bold descriptor; only the
+    stroke width of its glyphs says bold."""
+    doc = _caption_under_graphic("hidden", "helv")
+    spans = [s for b in doc[0].get_text("dict")["blocks"] for line in b.get("lines", []) for s in line["spans"]]
+    assert not any(s["flags"] & 16 or "bold" in s["font"].lower() for s in spans)
+    assert not bold_fonts(doc[0])
+    _check(doc, [("Figure", "1", 0, "Flow chart of the patients screened.")])
+
+
+def test_stroke_width_tells_bold_from_regular():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    for row, font in enumerate(["helv", "hebo", "tiro", "tibo"]):
+        page.insert_text((72, 100 + 30 * row), "Figure 12 Table", fontsize=9, fontname=font)
+    spans = [s for b in page.get_text("dict")["blocks"] for line in b["lines"] for s in line["spans"]]
+    widths = [stroke_width(page, s["bbox"], s["size"]) for s in spans]
+    assert widths[1] >= HEAVIER * widths[0] and widths[3] >= HEAVIER * widths[2], widths
+    assert widths[0] < HEAVIER * widths[2] and widths[2] < HEAVIER * widths[0], widths
+
+
+def test_label_set_apart_by_layout():
+    """No bold anywhere, no delimiter, body size: a block at the column edge right under the graphic, set in
+    another face than the body paragraphs, with a capitalised word after the label is the caption."""
+    _check(_caption_under_graphic("tiro", "tiro"), [("Figure", "1", 0, "Flow chart of the patients screened.")])
+
+
+def test_body_font_sentence_under_a_graphic_is_no_caption():
+    """The same block in the body paragraphs' own face and size is running text."""
+    assert detect(_caption_under_graphic("helv", "helv")) == []
 
 
 def test_body_sentences_are_no_captions():

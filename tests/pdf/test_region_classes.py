@@ -82,14 +82,16 @@ def test_full_width_table_leaves_the_text_columns_alone():
 # --- (b) a table stops at the next heading and paragraph ------------------------------------------------------
 
 
-def test_table_stops_at_the_next_heading():
+@pytest.mark.parametrize("heading, size", [("3. Results", 11), ("Results", 9)])
+def test_table_stops_at_the_next_heading(heading, size):
+    """A numbered heading larger than the body, or an unnumbered bold one in the body size (9 pt here)."""
     doc = pymupdf.open()
     page = doc.new_page()
     _paragraph(page, 72, 540, 60)
     page.insert_textbox(pymupdf.Rect(72, 140, 540, 160), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
     table = pymupdf.Rect(72, 165, 540, 285)
     _text_table(page, table)
-    page.insert_text((72, 310), "3. Results", fontsize=11, fontname="hebo")
+    page.insert_text((72, 310), heading, fontsize=size, fontname="hebo")
     paragraph = pymupdf.Rect(72, 318, 540, 348)
     page.insert_textbox(paragraph, "The doses were well tolerated.", fontsize=9)
     _paragraph(page, 72, 540, 360)
