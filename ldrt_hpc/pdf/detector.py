@@ -111,18 +111,28 @@ def _caption_block(block: Block) -> Block:
 
 @dataclass
 class _Page:
-    """What a caption block is judged against: the body font size of the paper, and the font and left edges of
-    the page's body paragraphs."""
+    """What a caption block is judged against: the body font size of the paper, the font and left edges of the
+    page's body paragraphs, and the page's text area (left, middle, right)."""
 
     body: float
     body_font: str
     column_edges: list[float]
+    left: float
+    mid: float
+    right: float
+
+    def column(self, box: pymupdf.Rect) -> tuple[float, float]:
+        """The page column of a box: a half of the text area where the box keeps to it, else the whole width."""
+        if box.width < 0.6 * (self.right - self.left) and (box.x1 <= self.mid + 10 or box.x0 >= self.mid - 10):
+            return (self.left, self.mid) if box.x1 <= self.mid + 10 else (self.mid, self.right)
+        return self.left, self.right
 
 
-def _page_facts(blocks: list[Block], body: float) -> _Page:
+def _page_facts(blocks: list[Block], body: float, left: float, right: float) -> _Page:
     paragraphs = [b for b in blocks if _is_body(b, body)]
     fonts = Counter(b.font for b in paragraphs)
-    return _Page(body, fonts.most_common(1)[0][0] if fonts else "", sorted({b.bbox.x0 for b in paragraphs}))
+    return _Page(body, fonts.most_common(1)[0][0] if fonts else "", sorted({b.bbox.x0 for b in paragraphs}),
+                 left, (left + right) / 2, right)
 
 
 def _set_apart(block: Block, label, graphics: list[pymupdf.Rect], page: _Page) -> bool:
@@ -160,7 +170,7 @@ def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], im
     text, box = _caption_lines(block)
     apart = None
     if label.end >= len(block.text):  # the whole block is the label: its legend is a block further down
-        legend = _legend(block, blocks, graphics)
+        legend = _legend(block, blocks, graphics, page)
         if legend is not None:
             legend_text, legend_box = _caption_lines(legend)
             text = f"{text} {legend_text}"
@@ -172,21 +182,29 @@ def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], im
 
 
 def _between(rect: pymupdf.Rect, upper: pymupdf.Rect, lower: pymupdf.Rect) -> bool:
-    """`rect` lies between two blocks of one column."""
-    return rect.y0 >= upper.y1 - 2 and rect.y1 <= lower.y0 + 2 and _x_overlap(rect, lower.x0, lower.x1) > 0
+    """`rect` lies between two blocks of one column (under the upper one or over the lower one)."""
+    return rect.y0 >= upper.y1 - 2 and rect.y1 <= lower.y0 + 2 and (
+        _x_overlap(rect, lower.x0, lower.x1) > 0 or _x_overlap(rect, upper.x0, upper.x1) > 0)
 
 
-def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect]) -> Block | None:
+def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect], page: _Page) -> Block | None:
     """The legend of a label that stands alone: the next text block below it in its column, right under it or
-    past the graphics drawn between them (short text in a figure, such as axis labels, is skipped). A block
-    counts as in the label's column if it shares half its width with the label or lies under a graphic drawn
-    right under the label (a small centred graphic over a left-aligned legend line)."""
+    past the graphics drawn between them (short text in a figure, such as axis labels, is skipped). A block is
+    in the label's column if it shares half its width with the label or, past a graphic drawn right under the
+    label, if it lies under that graphic or within the page column of label and graphic (a small centred graphic
+    over a left-aligned legend line)."""
     under = [g for g in graphics if label.bbox.y1 - 2 <= g.y0 <= label.bbox.y1 + GAP
              and _x_overlap(g, label.bbox.x0, label.bbox.x1) > 0]
+    x0, x1 = page.column(_union([label.bbox] + under))  # a graphic centred on the page straddles both halves
+
+    def in_column(b: Block) -> bool:
+        if _x_overlap(b.bbox, label.bbox.x0, label.bbox.x1) > 0.5 * min(label.bbox.width, b.bbox.width):
+            return True
+        return bool(under) and (any(_x_overlap(b.bbox, g.x0, g.x1) > 0 for g in under)
+                                or _x_overlap(b.bbox, x0, x1) > 0.5 * b.bbox.width)
+
     below = [b for b in blocks if b.bbox.y0 >= label.bbox.y1 - 1 and b.chars >= 20 and parse_label(b.text) is None
-             and (_x_overlap(b.bbox, label.bbox.x0, label.bbox.x1) > 0.5 * min(label.bbox.width, b.bbox.width)
-                  or any(_x_overlap(b.bbox, g.x0, g.x1) > 0 for g in under))
-             and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
+             and in_column(b) and not any(_inside_share(b.bbox, g) > 0.5 for g in graphics)]
     if not below:
         return None
     legend = min(below, key=lambda b: b.bbox.y0)
@@ -214,12 +232,11 @@ def detect_page(
         return []
     left = min([b.bbox.x0 for b in blocks] + [g.x0 for g in graphics])
     right = max([b.bbox.x1 for b in blocks] + [g.x1 for g in graphics])
-    text_width = max(right - left, 1.0)
     mid = (left + right) / 2
 
     captions = []
     labels: list[pymupdf.Rect] = []  # labels set apart from their legend: barriers, not part of any region
-    facts = _page_facts(blocks, body)
+    facts = _page_facts(blocks, body, left, right)
     for block in blocks:
         found = _caption(block, blocks, graphics, images, facts)
         if found is not None:
@@ -244,16 +261,16 @@ def detect_page(
                     and b.bbox not in caption_boxes and b.bbox not in barriers]
     detections = []
     claimed: list[pymupdf.Rect] = []
+    taken: list[pymupdf.Rect] = []
     # figures first: graphics that a figure's caption reaches belong to it, and a table searching for its
-    # rules or cells must not run on into them
+    # rules or cells must not run on into them: their regions bound the later searches like paragraphs, and
+    # the text inside them (axis labels) is no table's cells
     for fig_type, name, text, box, score in sorted(captions, key=lambda c: c[0] != "Figure"):
         available = [g for g in graphics if not any(g == c for c in claimed)]
-        if box.width < 0.6 * text_width and (box.x1 <= mid + 10 or box.x0 >= mid - 10):
-            x0, x1 = (left, mid) if box.x1 <= mid + 10 else (mid, right)
-        else:
-            x0, x1 = left, right
+        free = [b for b in blocks if not any(_inside_share(b.bbox, r) > 0.5 for r in taken)] if taken else blocks
+        x0, x1 = facts.column(box)
         bridges = [(p, False) for p in publisher] + [(t, True) for t in text_bridges if fig_type == "Figure"]
-        args = (box, page_rect, available, blocks, barriers, caption_boxes, body, fig_type, bridges)
+        args = (box, page_rect, available, free, barriers + taken, caption_boxes, body, fig_type, bridges)
         region = _region(x0, x1, *args)
         wide = region is not None and (x0, x1) != (left, right) and region.width > 1.2 * (x1 - x0)
         if wide and fig_type == "Table":
@@ -267,6 +284,7 @@ def detect_page(
             continue  # an unnumbered label ("Figure:") counts only with its figure
         if region is not None:
             claimed += [g for g in graphics if g.intersects(region) and _inside_share(g, region) > 0.5]
+            taken.append(region)
         detections.append(Detection(fig_type, name, page_no, text, box, region, score + (2 if region else 0)))
     return detections
 
@@ -275,19 +293,33 @@ def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, 
     """The region of a caption searched within x0..x1: graphics first, then text cells (tables only), then
     anything in the area. Both directions are tried: the region that starts closer to the caption wins (a tie
     goes to the usual side: above for figures, below for tables), so a table set above its caption is not
-    confused with whatever follows below."""
+    confused with whatever follows below. On the unusual side, what has another caption close on its far side
+    is that caption's (two figures stacked, each over its caption)."""
     directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
     for cells in ("graphics", "cells", "anywhere") if fig_type == "Table" else ("graphics", "anywhere"):
         found = []
         for rank, direction in enumerate(directions):
             candidate = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes,
                                 body, cells, fig_type, bridges)
+            if candidate is not None and rank == 1 and _captioned(candidate, direction, box, caption_boxes):
+                continue
             if candidate is not None:
                 gap = box.y0 - candidate.y1 if direction == "above" else candidate.y0 - box.y1
                 found.append((max(gap, 0.0) + rank * 6.0, rank, candidate))
         if found:
             return min(found, key=lambda item: item[:2])[2]
     return None
+
+
+def _captioned(candidate: pymupdf.Rect, direction: str, box: pymupdf.Rect, caption_boxes: list) -> bool:
+    """Another caption lies close on the far side of a region found `direction` of the caption `box`."""
+    for other in caption_boxes:
+        if other == box or _x_overlap(other, candidate.x0, candidate.x1) <= 0:
+            continue
+        gap = other.y0 - candidate.y1 if direction == "below" else candidate.y0 - other.y1
+        if -2 <= gap <= GAP:
+            return True
+    return False
 
 
 def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, caption_boxes, body, cells, fig_type,

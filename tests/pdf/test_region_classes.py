@@ -133,6 +133,51 @@ def test_figure_under_a_table_does_not_take_its_bottom_rule():
     _found(doc, "Table", "2", table)
 
 
+def test_stacked_figures_each_keep_their_own_graphic():
+    """Figure 1 over its caption, Figure 2 starting closer under that caption than Figure 1 ends above it:
+    Figure 2's graphic has its own caption under it and is not Figure 1's."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    upper, lower = pymupdf.Rect(72, 60, 540, 250), pymupdf.Rect(72, 292, 540, 482)
+    _image(page, upper)
+    page.insert_textbox(pymupdf.Rect(72, 276, 540, 290), "Figure 1. Dose response of the irradiated cells.",
+                        fontsize=8, fontname="hebo")
+    _image(page, lower)
+    page.insert_textbox(pymupdf.Rect(72, 488, 540, 510), "Figure 2. Tumour volume over time.", fontsize=8,
+                        fontname="hebo")
+    _paragraph(page, 72, 540, 540)
+    _found(doc, "Figure", "1", upper)
+    _found(doc, "Figure", "2", lower)
+
+
+def _plot(page: pymupdf.Page, rect: pymupdf.Rect) -> None:
+    """A vector plot with axis labels as text: a frame, bars and tick labels."""
+    page.draw_rect(rect + (30, 0, 0, -20), color=(0, 0, 0), width=0.8)
+    for i in range(6):
+        page.draw_rect(pymupdf.Rect(rect.x0 + 50 + 60 * i, rect.y1 - 60 - 15 * i, rect.x0 + 80 + 60 * i, rect.y1 - 20),
+                       color=(0, 0, 0), fill=(0.5, 0.5, 0.8))
+        page.insert_text((rect.x0 + 55 + 60 * i, rect.y1 - 6), f"{i} Gy", fontsize=7)
+    for i in range(4):
+        page.insert_text((rect.x0, rect.y0 + 8 + 40 * i), f"{100 - 25 * i}", fontsize=7)
+
+
+def test_table_over_a_figure_takes_none_of_its_text():
+    """A table, then a vector figure with tick labels and its caption: the figure's text is no table cell."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_textbox(pymupdf.Rect(72, 60, 540, 80), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
+    table = pymupdf.Rect(72, 85, 540, 185)
+    _text_table(page, table)
+    figure = pymupdf.Rect(72, 196, 500, 380)
+    _plot(page, figure)
+    page.insert_textbox(pymupdf.Rect(72, 388, 540, 412), "Figure 1. Survival of the irradiated cells in every dose "
+                        "group of the trial over the whole follow-up period.", fontsize=8, fontname="hebo")
+    _paragraph(page, 72, 540, 440)
+    region = _found(doc, "Table", "2", table)
+    _clear_of(region, figure)
+    _found(doc, "Figure", "1", figure)
+
+
 # --- (c) a caption under a publisher box ----------------------------------------------------------------------
 
 
