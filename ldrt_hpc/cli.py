@@ -564,8 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed, same seed same PDFs (default 0, with --config synth.seed)")
     p.add_argument("--config", help="pipeline config YAML whose synth section and ingest input_dir are the defaults")
     p.add_argument("--classes", action="store_true",
-                   help="papers that show the layouts figure extraction used to miss (unnumbered, panel letters, "
-                        "hyphenated, roman-numeral, capitals, label above, no spaces), one class per paper")
+                   help="papers that show the layouts figure extraction used to miss, one class per paper in turn "
+                        "(docs/figures.md): unnumbered, panel letters, hyphenated, roman-numeral, capitals, label "
+                        "above, no spaces, hidden weight, rotated, full-width table, publisher box, multi-panel, "
+                        "slivers; ground_truth.json gives each paper's and float's failure_class")
     p.set_defaults(func=cmd_synth)
     return parser
 
