@@ -178,6 +178,33 @@ def test_table_over_a_figure_takes_none_of_its_text():
     _found(doc, "Figure", "1", figure)
 
 
+def test_one_column_caption_under_a_figure_across_both_columns():
+    """The caption in the left column only, the right column's text running on beside it."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    for x in (LEFT, RIGHT):
+        _paragraph(page, x.x0, x.x1, 40)
+    figure = pymupdf.Rect(50, 120, 562, 340)
+    _image(page, figure)
+    page.insert_textbox(pymupdf.Rect(50, 346, 295, 380), "Figure 1. Dose response of the irradiated cells.",
+                        fontsize=8, fontname="hebo")
+    beside = _paragraph(page, RIGHT.x0, RIGHT.x1, 346)
+    _paragraph(page, LEFT.x0, LEFT.x1, 390)
+    _clear_of(_found(doc, "Figure", "1", figure), beside)
+
+
+def test_caption_set_beside_its_figure():
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _paragraph(page, 50, 562, 40)
+    figure = pymupdf.Rect(50, 120, 380, 340)
+    _image(page, figure)
+    page.insert_textbox(pymupdf.Rect(395, 200, 562, 300), "Figure 2. Dose response of the irradiated cells in the "
+                        "trial over the whole follow-up.", fontsize=8, fontname="hebo")
+    _paragraph(page, 50, 562, 360)
+    _found(doc, "Figure", "2", figure)
+
+
 # --- (c) a caption under a publisher box ----------------------------------------------------------------------
 
 
