@@ -99,38 +99,26 @@ def test_table_stops_at_the_next_heading(heading, size):
     _clear_of(region, pymupdf.Rect(72, 298, 540, 348))
 
 
+def _table_at_top(page: pymupdf.Page) -> pymupdf.Rect:
+    """Table 2 under its caption at the top of the page, a rule above and below: its true region."""
+    page.insert_textbox(pymupdf.Rect(72, 60, 540, 80), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
+    table = pymupdf.Rect(72, 85, 540, 185)
+    _text_table(page, table)
+    return table
+
+
 def test_table_takes_no_body_line_below_its_bottom_rule():
     """The last line of a paragraph run over from the page before, set right under a table: body text beyond
     the table's outer rule is not a cell."""
     doc = pymupdf.open()
     page = doc.new_page()
-    page.insert_textbox(pymupdf.Rect(72, 60, 540, 80), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
-    table = pymupdf.Rect(72, 85, 540, 185)
-    _text_table(page, table)
+    table = _table_at_top(page)
     page.insert_text((72, 205), "significance (p = 0.71).", fontsize=9)
     _image(page, pymupdf.Rect(150, 225, 460, 400))
     page.insert_textbox(pymupdf.Rect(72, 406, 540, 430), "Figure 1. Survival.", fontsize=8, fontname="hebo")
     _paragraph(page, 72, 540, 450)
     region = _found(doc, "Table", "2", table)
     _clear_of(region, pymupdf.Rect(72, 195, 200, 208))
-
-
-def test_figure_under_a_table_does_not_take_its_bottom_rule():
-    doc = pymupdf.open()
-    page = doc.new_page()
-    page.insert_textbox(pymupdf.Rect(72, 60, 540, 80), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
-    table = pymupdf.Rect(72, 85, 540, 185)
-    _text_table(page, table)
-    figure = pymupdf.Rect(150, 205, 460, 400)
-    _image(page, figure)
-    # a caption as wide as the page: the table's rule lies in its column
-    page.insert_textbox(pymupdf.Rect(72, 406, 540, 440), "Figure 1. Survival of the irradiated cells in every dose "
-                        "group of the trial over the whole follow-up period, with the sham group for reference.",
-                        fontsize=8, fontname="hebo")
-    _paragraph(page, 72, 540, 450)
-    region = _found(doc, "Figure", "1", figure)
-    _clear_of(region, table)
-    _found(doc, "Table", "2", table)
 
 
 def test_stacked_figures_each_keep_their_own_graphic():
@@ -161,21 +149,22 @@ def _plot(page: pymupdf.Page, rect: pymupdf.Rect) -> None:
         page.insert_text((rect.x0, rect.y0 + 8 + 40 * i), f"{100 - 25 * i}", fontsize=7)
 
 
-def test_table_over_a_figure_takes_none_of_its_text():
-    """A table, then a vector figure with tick labels and its caption: the figure's text is no table cell."""
+@pytest.mark.parametrize("draw, figure", [(_image, pymupdf.Rect(150, 205, 460, 400)),
+                                          (_plot, pymupdf.Rect(72, 196, 500, 380))])
+def test_table_over_a_figure_neither_takes_the_other(draw, figure):
+    """A table, then a figure (a raster close under the table's bottom rule, or a vector plot whose tick labels
+    come close to it) over a caption as wide as the page (so the table's rule lies in its column): the figure
+    takes no rule of the table, the table no text of the figure."""
     doc = pymupdf.open()
     page = doc.new_page()
-    page.insert_textbox(pymupdf.Rect(72, 60, 540, 80), "Table 2. Doses and responses.", fontsize=9, fontname="hebo")
-    table = pymupdf.Rect(72, 85, 540, 185)
-    _text_table(page, table)
-    figure = pymupdf.Rect(72, 196, 500, 380)
-    _plot(page, figure)
-    page.insert_textbox(pymupdf.Rect(72, 388, 540, 412), "Figure 1. Survival of the irradiated cells in every dose "
-                        "group of the trial over the whole follow-up period.", fontsize=8, fontname="hebo")
-    _paragraph(page, 72, 540, 440)
-    region = _found(doc, "Table", "2", table)
-    _clear_of(region, figure)
-    _found(doc, "Figure", "1", figure)
+    table = _table_at_top(page)
+    draw(page, figure)
+    page.insert_textbox(pymupdf.Rect(72, 406, 540, 440), "Figure 1. Survival of the irradiated cells in every dose "
+                        "group of the trial over the whole follow-up period, with the sham group for reference.",
+                        fontsize=8, fontname="hebo")
+    _paragraph(page, 72, 540, 450)
+    _clear_of(_found(doc, "Figure", "1", figure), table)
+    _clear_of(_found(doc, "Table", "2", table), figure)
 
 
 def test_one_column_caption_under_a_figure_across_both_columns():
