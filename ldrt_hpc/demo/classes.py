@@ -20,7 +20,7 @@ is used and the corpus is byte-for-byte the default one.
   the weight (`fonts`): only the glyph strokes are bold.
 
 The region classes move one float of the paper onto a page of its own, appended after the flowed pages
-(`region_classes`; that float alone shows the class, the page's filler paragraphs are not in ``sections``):
+(`region_classes`; that float alone shows the class; ``sections`` does not list the page's filler text):
 
 * ``rotated`` (issue class 5): a landscape page with a wide table under its caption, or a wide figure over its
   caption; class papers 0, 4, 8, ... (counted within the class) show it with /Rotate 90, papers 2, 6, ... with

@@ -3,7 +3,9 @@ renamed "AdvPECFD36" with the weight "Regular", as some publishers' subset fonts
 
 Embedded by PyMuPDF as a Type0 font (Identity-H, so text is written as 2-byte glyph ids), neither its name, nor
 MuPDF's span flags, nor its font descriptor (Flags 32, StemV 80, no FontWeight) say bold: only the glyph strokes
-do.  fontTools comes with matplotlib (the `demo` extra).
+do.  fontTools comes with matplotlib (the `demo` extra).  The class papers are byte-for-byte reproducible on one
+installation; across installations their bytes also depend on the fontTools (this font), PyMuPDF and OpenCV
+(the slivers' PNG strips) versions, as the default corpus depends on PyMuPDF's and matplotlib's.
 """
 
 from __future__ import annotations

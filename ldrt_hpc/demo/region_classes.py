@@ -1,6 +1,7 @@
 """The region classes of the failure-class corpus (see `classes`): one float of the paper is moved off the flowed
 pages onto a page of its own, appended after them, where it is set as the class needs it, between filler
-paragraphs (the paper's optional paragraphs, last first; they are not in the ground truth's ``sections``).
+paragraphs (the paper's optional paragraphs, last first, repeated as needed; the ground truth's ``sections``
+does not list this page's text, though a paragraph used here may also be one of the flowed pages').
 
 Each page is built as ops in points, origin top-left, like the flowed pages, so its boxes are exact; a landscape
 page (rotated class) is built in its own 792 x 612 coordinates and written turned (`pdf._turned_page`).

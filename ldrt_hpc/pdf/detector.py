@@ -110,12 +110,13 @@ def _caption_block(block: Block) -> Block:
 
 
 @dataclass
-class _Page:
-    """What a caption block is judged against: the body font size of the paper, the font and left edges of the
-    page's body paragraphs, and the page's text area (left, middle, right)."""
+class _PageFacts:
+    """What a caption block is judged against: the body font size of the paper, the font, size and left edges
+    of the page's body paragraphs, and the page's text area (left, middle, right)."""
 
     body: float
     body_font: str
+    body_font_size: float
     column_edges: list[float]
     left: float
     mid: float
@@ -128,30 +129,32 @@ class _Page:
         return self.left, self.right
 
 
-def _page_facts(blocks: list[Block], body: float, left: float, right: float) -> _Page:
+def _page_facts(blocks: list[Block], body: float, left: float, right: float) -> _PageFacts:
     paragraphs = [b for b in blocks if _is_body(b, body)]
     fonts = Counter(b.font for b in paragraphs)
-    return _Page(body, fonts.most_common(1)[0][0] if fonts else "", sorted({b.bbox.x0 for b in paragraphs}),
-                 left, (left + right) / 2, right)
+    sizes = Counter(b.size for b in paragraphs)  # their own size: the paper's body size is a whole point
+    return _PageFacts(body, fonts.most_common(1)[0][0] if fonts else "", sizes.most_common(1)[0][0] if sizes else body,
+                      sorted({b.bbox.x0 for b in paragraphs}), left, (left + right) / 2, right)
 
 
-def _set_apart(block: Block, label, graphics: list[pymupdf.Rect], page: _Page) -> bool:
+def _set_apart(block: Block, label, graphics: list[pymupdf.Rect], facts: _PageFacts) -> bool:
     """Layout evidence for a label with no other mark ("Figure 1 Flow chart ..." in a body-size face): the block
-    starts at a column edge, right above or under a graphic, the word after the label is capitalised, and it is
-    set in another face or size than the page's body paragraphs ("Figure 1 shows" in running text is none)."""
-    after = block.text[label.end:].lstrip()[:1]
-    if not after.isupper() or not page.body_font:
+    starts at a column edge, right above or under a graphic, the word after the label is capitalised (and no
+    lone panel letter: "Figure 1 A and B show"), and it is set in another face or size than the page's body
+    paragraphs ("Figure 1 shows" in running text is none)."""
+    after = block.text[label.end:].split(maxsplit=1)[:1]
+    if not after or not after[0][:1].isupper() or len(after[0].strip(".,;:()")) < 2 or not facts.body_font:
         return False
-    if block.font == page.body_font and abs(block.size - page.body) < 0.3:
+    if block.font == facts.body_font and abs(block.size - facts.body_font_size) < 0.3:
         return False
-    if not any(abs(block.bbox.x0 - edge) <= 3 for edge in page.column_edges):
+    if not any(abs(block.bbox.x0 - edge) <= 3 for edge in facts.column_edges):
         return False
     return any(_x_overlap(g, block.bbox.x0, block.bbox.x1) > 0.3 * min(g.width, block.bbox.width)
                and (0 <= block.bbox.y0 - g.y1 <= GAP or 0 <= g.y0 - block.bbox.y1 <= GAP) for g in graphics)
 
 
 def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], images: list[pymupdf.Rect],
-             page: _Page) -> tuple[tuple, pymupdf.Rect | None] | None:
+             facts: _PageFacts) -> tuple[tuple, pymupdf.Rect | None] | None:
     """((figType, name, text, box, score), the box of a label set apart from its legend) of a caption block."""
     block = _caption_block(block)
     label = caption_label(block.text)
@@ -159,9 +162,9 @@ def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], im
         return None
     first = block.lines[0]
     alone = label.end >= len(first.text.strip())  # "TABLE II" on its own line: no sentence goes on like that
-    smaller = block.size < page.body - 0.4
+    smaller = block.size < facts.body - 0.4
     evidence = [label.delimited, first.first_span_bold, smaller, label.capitals, alone]
-    if not any(evidence) and not _set_apart(block, label, graphics, page):
+    if not any(evidence) and not _set_apart(block, label, graphics, facts):
         return None  # "Figure 2 shows ..." starts a body sentence
     if any(_inside_share(block.bbox, g) > 0.9 for g in images) and not label.delimited:
         return None  # a label printed inside a raster figure (vector frames often enclose their caption)
@@ -170,7 +173,7 @@ def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], im
     text, box = _caption_lines(block)
     apart = None
     if label.end >= len(block.text):  # the whole block is the label: its legend is a block further down
-        legend = _legend(block, blocks, graphics, page)
+        legend = _legend(block, blocks, graphics, facts)
         if legend is not None:
             legend_text, legend_box = _caption_lines(legend)
             text = f"{text} {legend_text}"
@@ -187,7 +190,7 @@ def _between(rect: pymupdf.Rect, upper: pymupdf.Rect, lower: pymupdf.Rect) -> bo
         _x_overlap(rect, lower.x0, lower.x1) > 0 or _x_overlap(rect, upper.x0, upper.x1) > 0)
 
 
-def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect], page: _Page) -> Block | None:
+def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect], facts: _PageFacts) -> Block | None:
     """The legend of a label that stands alone: the next text block below it in its column, right under it or
     past the graphics drawn between them (short text in a figure, such as axis labels, is skipped). A block is
     in the label's column if it shares half its width with the label or, past a graphic drawn right under the
@@ -195,7 +198,7 @@ def _legend(label: Block, blocks: list[Block], graphics: list[pymupdf.Rect], pag
     over a left-aligned legend line)."""
     under = [g for g in graphics if label.bbox.y1 - 2 <= g.y0 <= label.bbox.y1 + GAP
              and _x_overlap(g, label.bbox.x0, label.bbox.x1) > 0]
-    x0, x1 = page.column(_union([label.bbox] + under))  # a graphic centred on the page straddles both halves
+    x0, x1 = facts.column(_union([label.bbox] + under))  # a graphic centred on the page straddles both halves
 
     def in_column(b: Block) -> bool:
         if _x_overlap(b.bbox, label.bbox.x0, label.bbox.x1) > 0.5 * min(label.bbox.width, b.bbox.width):
@@ -232,7 +235,6 @@ def detect_page(
         return []
     left = min([b.bbox.x0 for b in blocks] + [g.x0 for g in graphics])
     right = max([b.bbox.x1 for b in blocks] + [g.x1 for g in graphics])
-    mid = (left + right) / 2
 
     captions = []
     labels: list[pymupdf.Rect] = []  # labels set apart from their legend: barriers, not part of any region
@@ -245,6 +247,7 @@ def detect_page(
                 labels.append(found[1])
 
     caption_boxes = [c[3] for c in captions] + labels
+    kinds = [(c[3], c[0]) for c in captions]
     # a publisher box ("Received ... Published ...") is page furniture, not a figure; a caption under it still
     # reaches the figure past it, so the box bridges the gap without joining the region
     dated = [b for b in blocks if _PUBLISHER.search(b.text)]  # most pages have none: no box to look into
@@ -270,7 +273,7 @@ def detect_page(
         free = [b for b in blocks if not any(_inside_share(b.bbox, r) > 0.5 for r in taken)] if taken else blocks
         x0, x1 = facts.column(box)
         bridges = [(p, False) for p in publisher] + [(t, True) for t in text_bridges if fig_type == "Figure"]
-        args = (box, page_rect, available, free, barriers + taken, caption_boxes, body, fig_type, bridges)
+        args = (box, page_rect, available, free, barriers + taken, caption_boxes, body, fig_type, bridges, kinds)
         region = _region(x0, x1, *args)
         wide = region is not None and (x0, x1) != (left, right) and region.width > 1.2 * (x1 - x0)
         if wide and fig_type == "Table":
@@ -279,7 +282,7 @@ def detect_page(
             # next to them is a table's or a separator)
             region = _region(left, right, *args) or region
         if region is None and fig_type == "Figure":
-            region = _beside(box, graphics, mid)
+            region = _beside(box, graphics)
         if region is None and not name:
             continue  # an unnumbered label ("Figure:") counts only with its figure
         if region is not None:
@@ -289,19 +292,20 @@ def detect_page(
     return detections
 
 
-def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, body, fig_type, bridges):
+def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, body, fig_type, bridges, kinds):
     """The region of a caption searched within x0..x1: graphics first, then text cells (tables only), then
     anything in the area. Both directions are tried: the region that starts closer to the caption wins (a tie
     goes to the usual side: above for figures, below for tables), so a table set above its caption is not
-    confused with whatever follows below. On the unusual side, what has another caption close on its far side
-    is that caption's (two figures stacked, each over its caption)."""
+    confused with whatever follows below. On the unusual side, what has a caption of the same kind close on its
+    far side is that caption's (two figures stacked, each over its caption). `kinds`: (box, figType) of the
+    page's captions."""
     directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
     for cells in ("graphics", "cells", "anywhere") if fig_type == "Table" else ("graphics", "anywhere"):
         found = []
         for rank, direction in enumerate(directions):
             candidate = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes,
                                 body, cells, fig_type, bridges)
-            if candidate is not None and rank == 1 and _captioned(candidate, direction, box, caption_boxes):
+            if candidate is not None and rank == 1 and _captioned(candidate, direction, box, fig_type, kinds):
                 continue
             if candidate is not None:
                 gap = box.y0 - candidate.y1 if direction == "above" else candidate.y0 - box.y1
@@ -311,10 +315,11 @@ def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, 
     return None
 
 
-def _captioned(candidate: pymupdf.Rect, direction: str, box: pymupdf.Rect, caption_boxes: list) -> bool:
-    """Another caption lies close on the far side of a region found `direction` of the caption `box`."""
-    for other in caption_boxes:
-        if other == box or _x_overlap(other, candidate.x0, candidate.x1) <= 0:
+def _captioned(candidate: pymupdf.Rect, direction: str, box: pymupdf.Rect, fig_type: str, kinds: list) -> bool:
+    """Another caption of the same kind lies close on the far side of a region found `direction` (the unusual
+    side for that kind) of the caption `box`: the region sits on that caption's usual side."""
+    for other, other_type in kinds:
+        if other == box or other_type != fig_type or _x_overlap(other, candidate.x0, candidate.x1) <= 0:
             continue
         gap = other.y0 - candidate.y1 if direction == "below" else candidate.y0 - other.y1
         if -2 <= gap <= GAP:
@@ -352,9 +357,12 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
     # a figure's own lines are clustered with the rest of its drawing
     parts = [g for g in graphics if in_column(g, 0.5) and (g.width > 20 or g.height > 20)
              and not (fig_type == "Figure" and min(g.width, g.height) < 2)]
+    # a table's outer rules: body-size text beyond them is the text that follows the table, not a cell
+    band = _rule_band(parts, body) if fig_type == "Table" else None
     if cells == "cells":
         # text tables: the cells are short text blocks in the area (with the rules found above)
-        parts += _cells(blocks, parts, body, caption_boxes, lambda rect: in_column(rect, 0.8))
+        parts += [b.bbox for b in blocks if in_column(b.bbox, 0.8) and not _is_body(b, body)
+                  and b.bbox not in caption_boxes and not _beyond(b, band, body)]
     # only what is reachable from the caption; as a last resort (a figure made of text, like a sequence
     # alignment) everything in the area
     bridges = [b for b in bridges if in_column(b[0], 0.5)]
@@ -365,7 +373,7 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
         return None  # a rule, a bullet or an icon, not a figure or a table
     grown = pymupdf.Rect(region.x0 - 8, region.y0 - 8, region.x1 + 8, region.y1 + 8)
     for block in blocks:
-        if _is_body(block, body) or block.bbox in caption_boxes:
+        if _is_body(block, body) or block.bbox in caption_boxes or _beyond(block, band, body):
             continue
         if _inside_share(block.bbox, area) > 0.8 and block.bbox.intersects(grown):
             region |= block.bbox
@@ -373,13 +381,21 @@ def _search(direction, box, x0, x1, page_rect, graphics, blocks, barriers, capti
     return region & pymupdf.Rect(page_rect.x0, area.y0, page_rect.x1, area.y1)
 
 
-def _cells(blocks, parts, body, caption_boxes, in_column) -> list[pymupdf.Rect]:
-    """The boxes of a text table's cells: short text blocks in the area. Where the table has rules, body-size
-    text beyond its outer rules is not its (the paragraph that follows the table; footnotes are set smaller)."""
+def _rule_band(parts: list[pymupdf.Rect], body: float) -> tuple[float, float] | None:
+    """(top, bottom) of a table's outer rules, where it has rules at two heights at least two lines apart (a
+    single rule, under a header row, says nothing about where the table ends); else None."""
     rules = [g for g in parts if g.height < 2]
-    top, bottom = (min(r.y0 for r in rules) - 1, max(r.y1 for r in rules) + 1) if rules else (-1e9, 1e9)
-    return [b.bbox for b in blocks if in_column(b.bbox) and not _is_body(b, body) and b.bbox not in caption_boxes
-            and not (abs(b.size - body) <= 0.4 and (b.bbox.y0 >= bottom or b.bbox.y1 <= top))]
+    if not rules:
+        return None
+    top, bottom = min(r.y0 for r in rules), max(r.y1 for r in rules)
+    return (top, bottom) if bottom - top > 2 * body else None
+
+
+def _beyond(block: Block, band: tuple[float, float] | None, body: float) -> bool:
+    """Body-size text outside a table's outer rules (the paragraph that follows the table, or its last line
+    run over from the page before; footnotes under the bottom rule are set smaller and stay in)."""
+    middle = (block.bbox.y0 + block.bbox.y1) / 2  # a line's box reaches above its capitals, close to a rule
+    return band is not None and abs(block.size - body) <= 0.4 and not band[0] <= middle <= band[1]
 
 
 GAP = 36.0
@@ -438,7 +454,7 @@ def _is_heading(block: Block, body: float) -> bool:
     return block.size >= body + 1 or (block.lines[0].bold and bool(_SECTION.match(block.text)))
 
 
-def _beside(box, graphics, mid):
+def _beside(box, graphics):
     """Graphics beside a caption at the same height (captions set in the margin column)."""
     parts = []
     for g in graphics:

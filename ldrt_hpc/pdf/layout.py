@@ -187,7 +187,9 @@ def stroke_width(page: pymupdf.Page, rect: tuple, size: float) -> float:
     """The mean stroke width (pixels at 60 px per em) of the glyphs in `rect` (unrotated page space): twice the
     ink area over the ink's outline length, which does not depend on how many letters there are."""
     zoom = 60.0 / max(size, 1.0)
-    clip = pymupdf.Rect(rect) * page.rotation_matrix
+    clip = pymupdf.Rect(rect) * page.rotation_matrix & page.rect
+    if clip.is_empty or clip.width * zoom < 3 or clip.height * zoom < 3 or clip.get_area() * zoom * zoom > 4e6:
+        return 0.0  # nothing to measure (or a span box gone wrong: no page-sized render for one label)
     pixmap = page.get_pixmap(clip=clip, matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
     gray = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.height, pixmap.stride)[:, :pixmap.width]
     ink = (gray < 128).astype(np.uint8)
@@ -197,8 +199,10 @@ def stroke_width(page: pymupdf.Page, rect: tuple, size: float) -> float:
 
 def _heavier(page: pymupdf.Page, label: dict, rest: dict) -> bool:
     """The label span is drawn in visibly heavier strokes than the span after it (a bold face whose name, flags
-    and descriptor all hide its weight)."""
-    return stroke_width(page, label["bbox"], label["size"]) >= HEAVIER * stroke_width(page, rest["bbox"], rest["size"])
+    and descriptor all hide its weight). Text after it that draws no ink (an OCR layer, white text) proves
+    nothing."""
+    rest_width = stroke_width(page, rest["bbox"], rest["size"])
+    return rest_width > 0 and stroke_width(page, label["bbox"], label["size"]) >= HEAVIER * rest_width
 
 
 def text_blocks(page: pymupdf.Page, textpage: pymupdf.TextPage | None = None) -> list[Block]:

@@ -101,6 +101,22 @@ def test_same_seed_same_bytes_other_seed_differs(corpus, tmp_path):
     assert [p["figures"] for p in other] != [p["figures"] for p in truth[:2]]
 
 
+@pytest.mark.parametrize("class_name", ["hidden_weight", "rotated", "slivers"])
+def test_class_papers_same_bytes(tmp_path, class_name):
+    """A class paper is the same file every time: the embedded renamed font (fontTools), the turned page and
+    the PNG strips (OpenCV) included."""
+    from ldrt_hpc.demo.classes import CLASSES
+    from ldrt_hpc.demo.corpus import make_paper
+
+    index = CLASSES.index(class_name)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = make_paper(tmp_path / "a" / "paper.pdf", SEED, index, classes=True)
+    again = make_paper(tmp_path / "b" / "paper.pdf", SEED, index, classes=True)
+    assert first["failure_class"] == class_name and first == again
+    assert (tmp_path / "a" / "paper.pdf").read_bytes() == (tmp_path / "b" / "paper.pdf").read_bytes()
+
+
 def test_pdfs_open_with_recorded_pages_header_and_footer(corpus):
     folder, truth = corpus
     for paper in truth:

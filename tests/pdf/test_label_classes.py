@@ -11,7 +11,7 @@ import pytest
 
 from ldrt_hpc.pdf.detector import detect
 from ldrt_hpc.pdf.evaluate import iou, similarity
-from ldrt_hpc.pdf.layout import HEAVIER, bold_fonts, parse_label, stroke_width
+from ldrt_hpc.pdf.layout import HEAVIER, bold_fonts, parse_label, stroke_width, text_blocks
 from ldrt_hpc.text import is_caption
 
 BODY = ("{start} the dose response of the irradiated cells in all patients of the trial, and the effect was "
@@ -31,8 +31,8 @@ def _image(page: pymupdf.Page, rect: pymupdf.Rect) -> None:
     page.insert_image(rect, pixmap=pixmap)
 
 
-def _body(page: pymupdf.Page, y: float, start: str) -> None:
-    assert page.insert_textbox(pymupdf.Rect(72, y, 540, y + 60), BODY.format(start=start), fontsize=10) >= 0
+def _body(page: pymupdf.Page, y: float, start: str, size: float = 10) -> None:
+    assert page.insert_textbox(pymupdf.Rect(72, y, 540, y + 66), BODY.format(start=start), fontsize=size) >= 0
 
 
 def _page(doc: pymupdf.Document, caption: str, below: bool = True, font: str = "helv",
@@ -161,24 +161,24 @@ def test_label_bold_only_by_its_font_descriptor():
 # --- labels in running text stay undetected ---------------------------------------------------------------------
 
 
-def _caption_under_graphic(label_font: str, text_font: str) -> pymupdf.Document:
-    """A page whose figure caption "Figure 1 Flow chart ..." has no delimiter and the body text's size (10 pt),
-    the label in `label_font`, the legend in `text_font`; body paragraphs start "Figure 1 shows", "Figure 2 shows"."""
+def _caption_under_graphic(label_font: str, text_font: str, legend: str = "Flow chart of the patients screened.",
+                           size: float = 10) -> pymupdf.Document:
+    """A page whose figure caption "Figure 1 <legend>" has no delimiter and the body text's size, the label in
+    `label_font`, the legend in `text_font`; body paragraphs start "Figure 1 shows", "Figure 2 shows"."""
     from ldrt_hpc.demo.fonts import embed_hidden_bold
 
     doc = pymupdf.open()
     page = doc.new_page()
     if label_font == "hidden":
         embed_hidden_bold(page, "hidden")
-    _body(page, 60, "Figure 1 shows")
+    _body(page, 60, "Figure 1 shows", size)
     _image(page, GRAPHIC)
     y = GRAPHIC.y1 + 16
-    page.insert_text((72, y), "Figure 1", fontsize=10, fontname=label_font)
+    page.insert_text((72, y), "Figure 1", fontsize=size, fontname=label_font)
     label_width = pymupdf.get_text_length("Figure 1 ", fontname="hebo" if label_font == "hidden" else label_font,
-                                          fontsize=10)
-    page.insert_text((72 + label_width, y),
-                     "Flow chart of the patients screened.", fontsize=10, fontname=text_font)
-    _body(page, 480, "Figure 2 shows")
+                                          fontsize=size)
+    page.insert_text((72 + label_width, y), legend, fontsize=size, fontname=text_font)
+    _body(page, 480, "Figure 2 shows", size)
     return pymupdf.open("pdf", doc.tobytes())
 
 
@@ -209,9 +209,30 @@ def test_label_set_apart_by_layout():
     _check(_caption_under_graphic("tiro", "tiro"), [("Figure", "1", 0, "Flow chart of the patients screened.")])
 
 
-def test_body_font_sentence_under_a_graphic_is_no_caption():
-    """The same block in the body paragraphs' own face and size is running text."""
-    assert detect(_caption_under_graphic("helv", "helv")) == []
+@pytest.mark.parametrize("size", [10, 10.5])
+def test_body_font_sentence_under_a_graphic_is_no_caption(size):
+    """The same block in the body paragraphs' own face and size is running text (also where the body size is
+    no whole point)."""
+    assert detect(_caption_under_graphic("helv", "helv", size=size)) == []
+
+
+def test_label_before_a_panel_letter_is_no_caption_by_layout():
+    """"Figure 1 A and B show ..." in another face under the graphic: a capital after the label, but a panel
+    letter, as running text refers to panels."""
+    assert detect(_caption_under_graphic("tiro", "tiro", "A and B show the patients screened.")) == []
+
+
+def test_no_ink_after_the_label_is_no_weight_evidence():
+    """The text after a regular label draws no ink (an invisible OCR layer): its strokes say nothing."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_text((72, 100), "Figure 1", fontsize=10, fontname="helv")
+    page.insert_text((72 + pymupdf.get_text_length("Figure 1 ", fontsize=10), 100), "Flow chart of the patients.",
+                     fontsize=10, fontname="tiro", render_mode=3)
+    line = text_blocks(page)[0].lines[0]
+    assert line.text.startswith("Figure 1") and not line.first_span_bold
+    assert stroke_width(page, (72, 300, 72, 320), 10) == 0.0  # an empty box
+    assert stroke_width(page, (700, 900, 760, 920), 10) == 0.0  # off the page
 
 
 def test_body_sentences_are_no_captions():

@@ -33,15 +33,18 @@ def _paragraph(page: pymupdf.Page, x0: float, x1: float, y: float, start: str = 
     return rect
 
 
-def _text_table(page: pymupdf.Page, rect: pymupdf.Rect, rows: int = 5, columns: int = 5) -> None:
-    """A table of short cells with a rule above and below (no vertical rules), filling `rect`."""
-    page.draw_line(rect.tl, rect.tr, width=0.8)
-    page.draw_line(rect.bl, rect.br, width=0.8)
+def _text_table(page: pymupdf.Page, rect: pymupdf.Rect, rows: int = 5, columns: int = 5, size: float = 8,
+                outer_rules: bool = True) -> None:
+    """A table of short cells filling `rect` (no vertical rules): a rule above and below it, or (`outer_rules`
+    False) only one under its header row."""
     step_y, step_x = rect.height / rows, rect.width / columns
+    rules = [rect.y0, rect.y1] if outer_rules else [rect.y0 + step_y]
+    for y in rules:
+        page.draw_line((rect.x0, y), (rect.x1, y), width=0.8)
     for r in range(rows):
         for c in range(columns):
             page.insert_text((rect.x0 + 4 + c * step_x, rect.y0 + 12 + r * step_y), f"{r * 7 + c}.{c} ± 1",
-                             fontsize=8)
+                             fontsize=size)
 
 
 def _found(doc: pymupdf.Document, kind: str, name: str, truth: pymupdf.Rect):
@@ -84,7 +87,8 @@ def test_full_width_table_leaves_the_text_columns_alone():
 
 @pytest.mark.parametrize("heading, size", [("3. Results", 11), ("Results", 9)])
 def test_table_stops_at_the_next_heading(heading, size):
-    """A numbered heading larger than the body, or an unnumbered bold one in the body size (9 pt here)."""
+    """A numbered heading larger than the body (a barrier), or an unnumbered bold one in the body size (9 pt
+    here): that one stops the table as body-size text past its bottom rule."""
     doc = pymupdf.open()
     page = doc.new_page()
     _paragraph(page, 72, 540, 60)
@@ -107,18 +111,31 @@ def _table_at_top(page: pymupdf.Page) -> pymupdf.Rect:
     return table
 
 
-def test_table_takes_no_body_line_below_its_bottom_rule():
-    """The last line of a paragraph run over from the page before, set right under a table: body text beyond
-    the table's outer rule is not a cell."""
+@pytest.mark.parametrize("baseline", [205, 199, 196])
+def test_table_takes_no_body_line_below_its_bottom_rule(baseline):
+    """The last line of a paragraph run over from the page before, set right under a table (the closest within
+    3 pt of its bottom rule): body text beyond the table's outer rule is not a cell."""
     doc = pymupdf.open()
     page = doc.new_page()
     table = _table_at_top(page)
-    page.insert_text((72, 205), "significance (p = 0.71).", fontsize=9)
+    page.insert_text((72, baseline), "significance (p = 0.71).", fontsize=9)
     _image(page, pymupdf.Rect(150, 225, 460, 400))
     page.insert_textbox(pymupdf.Rect(72, 406, 540, 430), "Figure 1. Survival.", fontsize=8, fontname="hebo")
     _paragraph(page, 72, 540, 450)
     region = _found(doc, "Table", "2", table)
-    _clear_of(region, pymupdf.Rect(72, 195, 200, 208))
+    assert region.y1 <= table.y1 + 1, region
+
+
+def test_body_size_table_with_one_rule_keeps_its_cells():
+    """Cells in the body size and a single rule, under the header row: that rule is no outer rule."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _paragraph(page, 72, 540, 60)
+    page.insert_textbox(pymupdf.Rect(72, 140, 540, 160), "Table 1. Doses and responses.", fontsize=9, fontname="hebo")
+    table = pymupdf.Rect(72, 165, 540, 265)
+    _text_table(page, table, size=9, outer_rules=False)
+    _paragraph(page, 72, 540, 290)
+    _found(doc, "Table", "1", table)
 
 
 def test_stacked_figures_each_keep_their_own_graphic():
@@ -136,6 +153,36 @@ def test_stacked_figures_each_keep_their_own_graphic():
     _paragraph(page, 72, 540, 540)
     _found(doc, "Figure", "1", upper)
     _found(doc, "Figure", "2", lower)
+
+
+@pytest.mark.parametrize("figure_caption_above", [False, True])
+def test_figure_and_table_stacked_keep_their_own(figure_caption_above):
+    """A figure and, under it, a table set above its caption; or a figure under its caption and, under it, a
+    table under its caption. The rule that a graphic with a caption close beyond it is that caption's holds for
+    captions of the same kind only: here each region is on its caption's unusual side next to the other kind's
+    caption."""
+    doc = pymupdf.open()
+    page = doc.new_page()
+    _paragraph(page, 72, 540, 40)
+    if figure_caption_above:
+        figure, table = pymupdf.Rect(150, 140, 460, 280), pymupdf.Rect(72, 320, 540, 420)
+        page.insert_textbox(pymupdf.Rect(72, 116, 540, 136), "Figure 1. Survival of the cells.", fontsize=8,
+                            fontname="hebo")
+        _image(page, figure)
+        page.insert_textbox(pymupdf.Rect(72, 296, 540, 316), "Table 1. Doses and responses.", fontsize=8,
+                            fontname="hebo")
+        _text_table(page, table)
+    else:
+        figure, table = pymupdf.Rect(150, 120, 460, 260), pymupdf.Rect(72, 305, 540, 405)
+        _image(page, figure)
+        page.insert_textbox(pymupdf.Rect(72, 266, 540, 290), "Figure 1. Survival of the cells.", fontsize=8,
+                            fontname="hebo")
+        _text_table(page, table)
+        page.insert_textbox(pymupdf.Rect(72, 411, 540, 431), "Table 1. Doses and responses.", fontsize=8,
+                            fontname="hebo")
+    _paragraph(page, 72, 540, 450)
+    _found(doc, "Figure", "1", figure)
+    _found(doc, "Table", "1", table)
 
 
 def _plot(page: pymupdf.Page, rect: pymupdf.Rect) -> None:
