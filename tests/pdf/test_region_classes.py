@@ -47,6 +47,11 @@ def _text_table(page: pymupdf.Page, rect: pymupdf.Rect, rows: int = 5, columns: 
                              fontsize=size)
 
 
+def _caption(page: pymupdf.Page, top: float, text: str) -> None:
+    """A bold 8 pt caption across the page's text width, its box from `top`."""
+    assert page.insert_textbox(pymupdf.Rect(72, top, 540, top + 22), text, fontsize=8, fontname="hebo") >= 0
+
+
 def _found(doc: pymupdf.Document, kind: str, name: str, truth: pymupdf.Rect):
     found = {(d.fig_type, d.name): d for d in detect(doc)}
     assert (kind, name) in found, [(d.fig_type, d.name) for d in found.values()]
@@ -120,7 +125,7 @@ def test_table_takes_no_body_line_below_its_bottom_rule(baseline):
     table = _table_at_top(page)
     page.insert_text((72, baseline), "significance (p = 0.71).", fontsize=9)
     _image(page, pymupdf.Rect(150, 225, 460, 400))
-    page.insert_textbox(pymupdf.Rect(72, 406, 540, 430), "Figure 1. Survival.", fontsize=8, fontname="hebo")
+    _caption(page, 406, "Figure 1. Survival.")
     _paragraph(page, 72, 540, 450)
     region = _found(doc, "Table", "2", table)
     assert region.y1 <= table.y1 + 1, region
@@ -145,11 +150,9 @@ def test_stacked_figures_each_keep_their_own_graphic():
     page = doc.new_page()
     upper, lower = pymupdf.Rect(72, 60, 540, 250), pymupdf.Rect(72, 292, 540, 482)
     _image(page, upper)
-    page.insert_textbox(pymupdf.Rect(72, 276, 540, 290), "Figure 1. Dose response of the irradiated cells.",
-                        fontsize=8, fontname="hebo")
+    _caption(page, 276, "Figure 1. Dose response of the irradiated cells.")
     _image(page, lower)
-    page.insert_textbox(pymupdf.Rect(72, 488, 540, 510), "Figure 2. Tumour volume over time.", fontsize=8,
-                        fontname="hebo")
+    _caption(page, 488, "Figure 2. Tumour volume over time.")
     _paragraph(page, 72, 540, 540)
     _found(doc, "Figure", "1", upper)
     _found(doc, "Figure", "2", lower)
@@ -166,20 +169,16 @@ def test_figure_and_table_stacked_keep_their_own(figure_caption_above):
     _paragraph(page, 72, 540, 40)
     if figure_caption_above:
         figure, table = pymupdf.Rect(150, 140, 460, 280), pymupdf.Rect(72, 320, 540, 420)
-        page.insert_textbox(pymupdf.Rect(72, 116, 540, 136), "Figure 1. Survival of the cells.", fontsize=8,
-                            fontname="hebo")
+        _caption(page, 116, "Figure 1. Survival of the cells.")
         _image(page, figure)
-        page.insert_textbox(pymupdf.Rect(72, 296, 540, 316), "Table 1. Doses and responses.", fontsize=8,
-                            fontname="hebo")
+        _caption(page, 296, "Table 1. Doses and responses.")
         _text_table(page, table)
     else:
         figure, table = pymupdf.Rect(150, 120, 460, 260), pymupdf.Rect(72, 305, 540, 405)
         _image(page, figure)
-        page.insert_textbox(pymupdf.Rect(72, 266, 540, 290), "Figure 1. Survival of the cells.", fontsize=8,
-                            fontname="hebo")
+        _caption(page, 266, "Figure 1. Survival of the cells.")
         _text_table(page, table)
-        page.insert_textbox(pymupdf.Rect(72, 411, 540, 431), "Table 1. Doses and responses.", fontsize=8,
-                            fontname="hebo")
+        _caption(page, 411, "Table 1. Doses and responses.")
     _paragraph(page, 72, 540, 450)
     _found(doc, "Figure", "1", figure)
     _found(doc, "Table", "1", table)
