@@ -35,7 +35,7 @@ from . import launcher, schedulers
 from .dependencies import After, array_of, describe, directives, per_task
 from .executors import job_script, make_executor
 from .selection import format_shards
-from .state import ACTIVE, PENDING, RUNNING, TO_SUBMIT
+from .state import ACCOUNTING_DELAY_S, ACTIVE, PENDING, RUNNING, TO_SUBMIT
 from .status import ShardStatus, stage_status
 
 CONTINUATION_MIN = 15
@@ -466,7 +466,16 @@ def continuation_jobs(cfg: PipelineConfig, names: list[str] | None = None) -> li
     for scheduler, members in by_scheduler.items():
         states = schedulers.STATE_QUERIES[scheduler]([r["job_ids"][0] for r in members])
         found += [(r, states.get(r["job_ids"][0], "UNKNOWN")) for r in members]
-    return [(record, state) for record, state in found if state in PENDING or state in RUNNING]
+    return [(record, _young(record, state)) for record, state in found
+            if _young(record, state) in PENDING or state in RUNNING]
+
+
+def _young(record: dict, state: str) -> str:
+    """A job that sacct / qstat does not list yet, in its first seconds (one continuation job submitting the
+    next and the accounting lagging), is pending, not gone: `wait` would end before it ran."""
+    if state in ("UNKNOWN", "QUERY_FAILED") and time.time() - record.get("time", 0.0) < ACCOUNTING_DELAY_S:
+        return "SUBMITTING"
+    return state
 
 
 def _belongs(record: dict, names: list[str]) -> bool:
@@ -550,8 +559,9 @@ def wait(cfg: PipelineConfig, names: list[str], poll_s: float = 3.0, timeout_s: 
     and no continuation job is left; `progress` gets a one-line summary whenever it changes."""
     started, last = time.time(), None
     while True:
-        table = stage_counts(cfg, names)
+        # continuation jobs first: one that ends between the two looks has submitted its stage by then
         continuing = continuation_jobs(cfg, names)
+        table = stage_counts(cfg, names)
         line = "; ".join(f"{c.stage} {c.done}/{c.shards} done" + (f", {c.failed} failed" if c.failed else "")
                          for c in table if c.shards) + (f"; {len(continuing)} continuation job(s)" if continuing else "")
         if progress is not None and line != last:

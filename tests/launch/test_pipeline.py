@@ -186,6 +186,19 @@ def test_an_ensemble_on_this_machine_and_a_rerun_in_the_other_mode(tmp_path, syn
     assert again.shards == [1] and [r.state for r in stage_status(cfg, "ingest")] == ["done"] * 4
 
 
+def test_a_continuation_job_not_yet_in_accounting_is_pending(dry_config, monkeypatch):
+    """Right after one continuation job submits the next, sacct may not list it: `wait` must not end then."""
+    from ldrt_hpc.launch import schedulers
+
+    monkeypatch.setitem(schedulers.STATE_QUERIES, "slurm", lambda ids: {i: "UNKNOWN" for i in ids})
+    pipeline_dir = pipeline.pipeline_dir(dry_config)
+    pipeline_dir.mkdir(parents=True)
+    record = {"stage": "ingest", "kind": "continue", "job_ids": ["41"], "cluster": "localslurm"}
+    lines = [{**record, "time": time.time()}, {**record, "stage": "convert", "job_ids": ["40"], "time": time.time() - 600}]
+    (pipeline_dir / "steps.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert [(r["stage"], state) for r, state in pipeline.continuation_jobs(dry_config)] == [("ingest", "SUBMITTING")]
+
+
 def cli(*args) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.run([sys.executable, "-m", "ldrt_hpc.cli", *args], capture_output=True, text=True,
