@@ -35,7 +35,7 @@ from . import launcher, schedulers
 from .dependencies import After, array_of, describe, directives, per_task
 from .executors import job_script, make_executor
 from .selection import format_shards
-from .state import ACCOUNTING_DELAY_S, ACTIVE, PENDING, RUNNING, TO_SUBMIT
+from .state import ACTIVE, PENDING, RUNNING, TO_SUBMIT, not_listed_yet
 from .status import ShardStatus, stage_status
 
 CONTINUATION_MIN = 15
@@ -465,17 +465,13 @@ def continuation_jobs(cfg: PipelineConfig, names: list[str] | None = None) -> li
     found = []
     for scheduler, members in by_scheduler.items():
         states = schedulers.STATE_QUERIES[scheduler]([r["job_ids"][0] for r in members])
-        found += [(r, states.get(r["job_ids"][0], "UNKNOWN")) for r in members]
-    return [(record, _young(record, state)) for record, state in found
-            if _young(record, state) in PENDING or state in RUNNING]
-
-
-def _young(record: dict, state: str) -> str:
-    """A job that sacct / qstat does not list yet, in its first seconds (one continuation job submitting the
-    next and the accounting lagging), is pending, not gone: `wait` would end before it ran."""
-    if state in ("UNKNOWN", "QUERY_FAILED") and time.time() - record.get("time", 0.0) < ACCOUNTING_DELAY_S:
-        return "SUBMITTING"
-    return state
+        for record in members:
+            state = states.get(record["job_ids"][0], "UNKNOWN")
+            # one continuation job submits the next: sacct may not list that one yet, and `wait` must not end
+            if not_listed_yet(state, scheduler, record.get("time", 0.0), time.time()):
+                state = "SUBMITTING"
+            found.append((record, state))
+    return [(record, state) for record, state in found if state in PENDING or state in RUNNING]
 
 
 def _belongs(record: dict, names: list[str]) -> bool:

@@ -99,7 +99,11 @@ def reconcile(evidence: Evidence) -> tuple[str, str | None]:
             return "unknown", f"could not ask {record.get('scheduler')} about job {record.get('job_id')}"
     if _failure_is_current(evidence):
         return "failed", evidence.failure.get("error")
-    young = evidence.now - record.get("submitted_at", 0) < ACCOUNTING_DELAY_S
-    if native == "UNKNOWN" and record.get("scheduler") in LIVE_FIRST and young:
+    if not_listed_yet(native, record.get("scheduler"), record.get("submitted_at", 0), evidence.now):
         return "pending", None
     return "failed", _ended(evidence)
+
+
+def not_listed_yet(native: str, scheduler: str | None, submitted_at: float, now: float) -> bool:
+    """sacct / qstat may not list a job in its first seconds: an unknown job that young is pending, not gone."""
+    return native == "UNKNOWN" and scheduler in LIVE_FIRST and now - submitted_at < ACCOUNTING_DELAY_S

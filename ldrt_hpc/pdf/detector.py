@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -71,12 +72,13 @@ def _caption_lines(block: Block) -> tuple[str, pymupdf.Rect]:
         if line.bbox.y0 - previous.bbox.y1 > 0.8 * max(previous.bbox.height, 1) or abs(line.size - previous.size) > 1:
             break
         lines.append(line)
-    rect = pymupdf.Rect(*lines[0].bbox)
-    for line in lines[1:]:
-        rect |= pymupdf.Rect(*line.bbox)
     from .markdown import join_lines
 
-    return join_lines([line.text for line in lines]), rect
+    return join_lines([line.text for line in lines]), _lines_box(lines)
+
+
+def _lines_box(lines: list) -> pymupdf.Rect:
+    return _union([pymupdf.Rect(*line.bbox) for line in lines])
 
 
 def _union(rects: list[pymupdf.Rect]) -> pymupdf.Rect | None:
@@ -102,11 +104,16 @@ def _caption_block(block: Block) -> Block:
     skip = panel_lines([line.text for line in block.lines])
     if not skip:
         return block
-    lines = block.lines[skip:]
-    rect = pymupdf.Rect(*lines[0].bbox)
-    for line in lines[1:]:
-        rect |= pymupdf.Rect(*line.bbox)
-    return Block(rect, lines)
+    return Block(_lines_box(block.lines[skip:]), block.lines[skip:])
+
+
+class _Caption(NamedTuple):
+    fig_type: str
+    name: str
+    text: str
+    box: pymupdf.Rect
+    score: int
+    """How many of delimiter, bold label and smaller type it has."""
 
 
 @dataclass
@@ -154,8 +161,8 @@ def _set_apart(block: Block, label, graphics: list[pymupdf.Rect], facts: _PageFa
 
 
 def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], images: list[pymupdf.Rect],
-             facts: _PageFacts) -> tuple[tuple, pymupdf.Rect | None] | None:
-    """((figType, name, text, box, score), the box of a label set apart from its legend) of a caption block."""
+             facts: _PageFacts) -> tuple[_Caption, pymupdf.Rect | None] | None:
+    """(the caption, the box of a label set apart from its legend) of a caption block."""
     block = _caption_block(block)
     label = caption_label(block.text)
     if label is None:
@@ -181,7 +188,7 @@ def _caption(block: Block, blocks: list[Block], graphics: list[pymupdf.Rect], im
                 apart, box = block.bbox, legend_box  # the label sits above the graphic, the legend below it
             else:
                 box = box | legend_box
-    return (label.fig_type, label.name, text, box, sum(map(int, evidence[:3]))), apart
+    return _Caption(label.fig_type, label.name, text, box, sum(map(int, evidence[:3]))), apart
 
 
 def _between(rect: pymupdf.Rect, upper: pymupdf.Rect, lower: pymupdf.Rect) -> bool:
@@ -236,7 +243,7 @@ def detect_page(
     left = min([b.bbox.x0 for b in blocks] + [g.x0 for g in graphics])
     right = max([b.bbox.x1 for b in blocks] + [g.x1 for g in graphics])
 
-    captions = []
+    captions: list[_Caption] = []
     labels: list[pymupdf.Rect] = []  # labels set apart from their legend: barriers, not part of any region
     facts = _page_facts(blocks, body, left, right)
     for block in blocks:
@@ -246,8 +253,7 @@ def detect_page(
             if found[1] is not None:
                 labels.append(found[1])
 
-    caption_boxes = [c[3] for c in captions] + labels
-    kinds = [(c[3], c[0]) for c in captions]
+    caption_boxes = [c.box for c in captions] + labels
     # a publisher box ("Received ... Published ...") is page furniture, not a figure; a caption under it still
     # reaches the figure past it, so the box bridges the gap without joining the region
     dated = [b for b in blocks if _PUBLISHER.search(b.text)]  # most pages have none: no box to look into
@@ -268,12 +274,12 @@ def detect_page(
     # figures first: graphics that a figure's caption reaches belong to it, and a table searching for its
     # rules or cells must not run on into them: their regions bound the later searches like paragraphs, and
     # the text inside them (axis labels) is no table's cells
-    for fig_type, name, text, box, score in sorted(captions, key=lambda c: c[0] != "Figure"):
+    for fig_type, name, text, box, score in sorted(captions, key=lambda c: c.fig_type != "Figure"):
         available = [g for g in graphics if not any(g == c for c in claimed)]
         free = [b for b in blocks if not any(_inside_share(b.bbox, r) > 0.5 for r in taken)] if taken else blocks
         x0, x1 = facts.column(box)
         bridges = [(p, False) for p in publisher] + [(t, True) for t in text_bridges if fig_type == "Figure"]
-        args = (box, page_rect, available, free, barriers + taken, caption_boxes, body, fig_type, bridges, kinds)
+        args = (box, page_rect, available, free, barriers + taken, caption_boxes, body, fig_type, bridges, captions)
         region = _region(x0, x1, *args)
         wide = region is not None and (x0, x1) != (left, right) and region.width > 1.2 * (x1 - x0)
         if wide and fig_type == "Table":
@@ -292,20 +298,19 @@ def detect_page(
     return detections
 
 
-def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, body, fig_type, bridges, kinds):
+def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, body, fig_type, bridges, captions):
     """The region of a caption searched within x0..x1: graphics first, then text cells (tables only), then
     anything in the area. Both directions are tried: the region that starts closer to the caption wins (a tie
     goes to the usual side: above for figures, below for tables), so a table set above its caption is not
     confused with whatever follows below. On the unusual side, what has a caption of the same kind close on its
-    far side is that caption's (two figures stacked, each over its caption). `kinds`: (box, figType) of the
-    page's captions."""
+    far side is that caption's (two figures stacked, each over its caption). `captions`: the page's."""
     directions = ("above", "below") if fig_type == "Figure" else ("below", "above")
     for cells in ("graphics", "cells", "anywhere") if fig_type == "Table" else ("graphics", "anywhere"):
         found = []
         for rank, direction in enumerate(directions):
             candidate = _search(direction, box, x0, x1, page_rect, available, blocks, barriers, caption_boxes,
                                 body, cells, fig_type, bridges)
-            if candidate is not None and rank == 1 and _captioned(candidate, direction, box, fig_type, kinds):
+            if candidate is not None and rank == 1 and _captioned(candidate, direction, box, fig_type, captions):
                 continue
             if candidate is not None:
                 gap = box.y0 - candidate.y1 if direction == "above" else candidate.y0 - box.y1
@@ -315,11 +320,13 @@ def _region(x0, x1, box, page_rect, available, blocks, barriers, caption_boxes, 
     return None
 
 
-def _captioned(candidate: pymupdf.Rect, direction: str, box: pymupdf.Rect, fig_type: str, kinds: list) -> bool:
+def _captioned(candidate: pymupdf.Rect, direction: str, box: pymupdf.Rect, fig_type: str,
+               captions: list[_Caption]) -> bool:
     """Another caption of the same kind lies close on the far side of a region found `direction` (the unusual
     side for that kind) of the caption `box`: the region sits on that caption's usual side."""
-    for other, other_type in kinds:
-        if other == box or other_type != fig_type or _x_overlap(other, candidate.x0, candidate.x1) <= 0:
+    for caption in captions:
+        other = caption.box
+        if other == box or caption.fig_type != fig_type or _x_overlap(other, candidate.x0, candidate.x1) <= 0:
             continue
         gap = other.y0 - candidate.y1 if direction == "below" else candidate.y0 - other.y1
         if -2 <= gap <= GAP:
